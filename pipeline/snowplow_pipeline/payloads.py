@@ -1,0 +1,155 @@
+"""The collector payload: the message format between the collector and enrich.
+
+One collector payload is one HTTP request as the collector saw it. On the wire it is the Thrift
+binary encoding of upstream's ``CollectorPayload`` (schema 1-0-0), so our collector and upstream
+enrich, or upstream's collector and our enrich, can replace each other. The Thrift struct is
+declared in ``collector_payload.thrift`` and compiled at import time by thriftpy2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import thriftpy2
+from thriftpy2.protocol import TBinaryProtocolFactory
+from thriftpy2.thrift import TDecodeException
+from thriftpy2.utils import deserialize as thrift_deserialize
+from thriftpy2.utils import serialize as thrift_serialize
+
+SCHEMA = "iglu:com.snowplowanalytics.snowplow/CollectorPayload/thrift/1-0-0"
+
+_thrift = thriftpy2.load(
+    str(Path(__file__).with_name("collector_payload.thrift")),
+    module_name="collector_payload_thrift",
+)
+_protocol = TBinaryProtocolFactory()
+
+
+class PayloadFormatError(ValueError):
+    """The bytes are not a Thrift CollectorPayload this version can read."""
+
+
+@dataclasses.dataclass(slots=True)
+class CollectorPayload:
+    """One request as received by the collector. Times are milliseconds since the epoch."""
+
+    ip_address: str
+    timestamp_ms: int
+    collector: str
+    encoding: str = "UTF-8"
+    user_agent: str | None = None
+    referer_uri: str | None = None
+    path: str | None = None
+    querystring: str | None = None
+    body: str | None = None
+    headers: list[str] = dataclasses.field(default_factory=list)
+    content_type: str | None = None
+    hostname: str | None = None
+    network_user_id: str | None = None
+    schema: str = SCHEMA
+
+    @property
+    def vendor_and_version(self) -> tuple[str, str]:
+        """The API the request was sent to: ``/vendor/version``, or tp1 for ``/i``."""
+        parts = (self.path or "").strip("/").split("/")
+        if parts in (["i"], ["ice.png"]):
+            return "com.snowplowanalytics.snowplow", "tp1"
+        if len(parts) == 2 and parts[0] == "r":
+            return "r", parts[1]
+        if len(parts) == 2:
+            return parts[0], parts[1]
+        return "", ""
+
+
+def serialize(payload: CollectorPayload) -> bytes:
+    """Encode as Thrift binary, the bytes published to ``RawEvents``."""
+    record = _thrift.CollectorPayload(
+        schema=payload.schema,
+        ipAddress=payload.ip_address,
+        timestamp=payload.timestamp_ms,
+        encoding=payload.encoding,
+        collector=payload.collector,
+        userAgent=payload.user_agent,
+        refererUri=payload.referer_uri,
+        path=payload.path,
+        querystring=payload.querystring,
+        body=payload.body,
+        headers=payload.headers or None,
+        contentType=payload.content_type,
+        hostname=payload.hostname,
+        networkUserId=payload.network_user_id,
+    )
+    return thrift_serialize(record, _protocol)
+
+
+def deserialize(data: bytes) -> CollectorPayload:
+    """Decode Thrift binary; raise ``PayloadFormatError`` for anything else."""
+    try:
+        record = thrift_deserialize(_thrift.CollectorPayload(), data, _protocol)
+    except (TDecodeException, EOFError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise PayloadFormatError(f"not a Thrift CollectorPayload: {exc}") from exc
+    missing = [
+        name
+        for name in ("schema", "ipAddress", "timestamp", "collector")
+        if getattr(record, name) is None
+    ]
+    if missing:
+        raise PayloadFormatError(f"CollectorPayload lacks required fields: {', '.join(missing)}")
+    return CollectorPayload(
+        schema=record.schema,
+        ip_address=record.ipAddress,
+        timestamp_ms=record.timestamp,
+        encoding=record.encoding or "UTF-8",
+        collector=record.collector,
+        user_agent=record.userAgent,
+        referer_uri=record.refererUri,
+        path=record.path,
+        querystring=record.querystring,
+        body=record.body,
+        headers=list(record.headers or []),
+        content_type=record.contentType,
+        hostname=record.hostname,
+        network_user_id=record.networkUserId,
+    )
+
+
+def to_badrow_json(payload: CollectorPayload) -> dict[str, Any]:
+    """The payload in the shape bad rows carry (``adapter_failures``, tracker protocol ones)."""
+    vendor, version = payload.vendor_and_version
+    return {
+        "vendor": vendor,
+        "version": version,
+        "querystring": parse_querystring_pairs(payload.querystring),
+        "contentType": payload.content_type,
+        "body": payload.body,
+        "collector": payload.collector,
+        "encoding": payload.encoding,
+        "hostname": payload.hostname,
+        "timestamp": format_iso(payload.timestamp_ms),
+        "ipAddress": payload.ip_address,
+        "useragent": payload.user_agent,
+        "refererUri": payload.referer_uri,
+        "headers": payload.headers,
+        "networkUserId": payload.network_user_id,
+    }
+
+
+def parse_querystring_pairs(querystring: str | None) -> list[dict[str, str | None]]:
+    """Name/value pairs as they appear, without failing on bad encoding (for bad rows)."""
+    pairs: list[dict[str, str | None]] = []
+    for part in (querystring or "").split("&"):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        pairs.append({"name": unquote_plus(name), "value": unquote_plus(value) if sep else None})
+    return pairs
+
+
+def format_iso(timestamp_ms: int) -> str:
+    """ISO 8601 in UTC with milliseconds, as bad rows write timestamps."""
+    moment = datetime.datetime.fromtimestamp(timestamp_ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
