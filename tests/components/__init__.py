@@ -1,0 +1,1 @@
+"""Real test components (Kubernetes, nsqd, Elasticsearch, Helm): provisioning, fixtures."""
