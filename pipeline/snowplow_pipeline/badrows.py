@@ -188,3 +188,52 @@ def _row(schema: str, *, component: str, failure: dict[str, Any], payload: Any) 
         "schema": schema,
         "data": {"processor": processor(component), "failure": failure, "payload": payload},
     }
+
+
+def describe(row: dict[str, Any]) -> list[str]:
+    """One plain sentence per problem in a bad row, for logs and the events API."""
+    failure = row.get("data", {}).get("failure")
+    kind = row.get("schema", "").split("/")[1] if row.get("schema", "").count("/") >= 3 else "?"
+    if not isinstance(failure, dict):
+        return [f"{kind}: {failure}"]
+    if "messages" in failure:
+        return [f"{kind}: {_describe_message(m)}" for m in failure["messages"]] or [kind]
+    if "errors" in failure:
+        return [
+            f"{kind}: {e.get('message', e) if isinstance(e, dict) else e}"
+            for e in failure["errors"]
+        ]
+    if "message" in failure:
+        return [f"{kind}: {_describe_message(failure['message'])}"]
+    if "maximumAllowedSizeBytes" in failure:
+        return [
+            f"{kind}: {failure['actualSizeBytes']} bytes, limit is "
+            f"{failure['maximumAllowedSizeBytes']} bytes ({failure.get('expectation')})"
+        ]
+    return [kind]
+
+
+def _describe_message(message: Any) -> str:
+    if not isinstance(message, dict):
+        return str(message)
+    if "enrichment" in message:
+        enrichment = message.get("enrichment") or {}
+        return f"enrichment {enrichment.get('identifier')}: {_describe_message(message['message'])}"
+    error = message.get("error")
+    if isinstance(error, dict) and error.get("error") == "ValidationError":
+        reports = "; ".join(r.get("message", "") for r in error.get("dataReports", []))
+        return f"{message.get('schemaKey')} is not valid: {reports}"
+    if isinstance(error, dict) and error.get("error") == "ResolutionError":
+        return f"{message.get('schemaKey')} was not found in any registry"
+    if "schemaCriterion" in message:
+        return f"{message.get('schemaKey')} does not match {message['schemaCriterion']}"
+    if "expectation" in message:
+        return (
+            f"{message.get('field')}: got {message.get('value')!r}, expected "
+            f"{message['expectation']}"
+        )
+    if "field" in message:
+        return f"{message['field']}: {message.get('error')}"
+    if isinstance(error, dict):
+        return f"{error.get('error')}: {error.get('message')}"
+    return str(error if error is not None else message)

@@ -1,0 +1,96 @@
+"""The ``snowplow-mini`` command: one entry point, one subcommand per process kind.
+
+Each subcommand builds its settings object once, from the environment and its flags, and
+configures logging; the modules it calls never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import pydantic
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(json_lines=args.log_format == "json", level=args.log_level)
+    try:
+        return int(args.run(args) or 0)
+    except pydantic.ValidationError as exc:
+        print(settings_problems(exc), file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snowplow-mini", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser(
+        "local", help="Run collector, enrich and an events API in one process, with no cluster."
+    )
+    local.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    local.add_argument("--port", type=int, help="port for trackers and the API (default 9090)")
+    local.add_argument("--iglu", dest="iglu_resolver", help="a Snowplow resolver config file")
+    local.add_argument("--schemas", help="a local folder of schemas in Iglu layout")
+    local.add_argument("--max-events", type=int, help="events kept in memory (default 10000)")
+    local.set_defaults(run=_run_local)
+    return parser
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from snowplow_pipeline import local
+
+    settings = local.LocalSettings(
+        **_given(args, "host", "port", "iglu_resolver", "schemas", "max_events")
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(local.run(settings))
+    return 0
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The flags the user gave, so that unset flags leave environment values alone."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def settings_problems(exc: pydantic.ValidationError) -> str:
+    lines = [f"Invalid settings ({exc.error_count()} problems):"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        lines.append(f"  {where}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(*, json_lines: bool, level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _JsonFormatter()
+        if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -1,0 +1,129 @@
+"""The local Mini: collector, enrich and the event store in one process.
+
+The components are wired exactly as in a cluster, only the transport differs: the collector
+publishes collector payloads to the in-process ``RawEvents`` topic, enrich consumes them and
+publishes enriched TSV lines and bad rows, and the store consumes those. Enrich acknowledges a
+payload only after its outputs were published, as it does on nsqd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pydantic
+import pydantic_settings
+from aiohttp import web
+
+from snowplow_pipeline import badrows, events_api, topics
+from snowplow_pipeline import store as store_module
+from snowplow_pipeline.collector import app as collector_app
+from snowplow_pipeline.collector import settings as collector_settings
+from snowplow_pipeline.enrich import processing
+from snowplow_pipeline.iglu import resolving
+
+logger = logging.getLogger(__name__)
+
+
+class LocalSettings(pydantic_settings.BaseSettings):
+    """Settings of ``snowplow-mini local``; flags override ``SNOWPLOW_MINI_*`` variables."""
+
+    model_config = pydantic_settings.SettingsConfigDict(env_prefix="SNOWPLOW_MINI_")
+
+    host: str = pydantic.Field("127.0.0.1", description="Address to listen on.")
+    port: int = pydantic.Field(9090, ge=0, le=65535, description="Port for trackers and the API.")
+    iglu_resolver: Path | None = pydantic.Field(
+        None, description="A Snowplow resolver config (JSON); Iglu Central when not given."
+    )
+    schemas: Path | None = pydantic.Field(
+        None, description="A local folder of schemas in Iglu layout, looked up first."
+    )
+    max_events: int = pydantic.Field(
+        10_000, ge=1, description="Good and bad events kept each; the oldest go first."
+    )
+
+
+def build_resolver(settings: LocalSettings) -> resolving.Resolver:
+    folders = [settings.schemas] if settings.schemas else []
+    if settings.iglu_resolver:
+        return resolving.Resolver.from_file(settings.iglu_resolver, extra_local_folders=folders)
+    return resolving.Resolver.default(extra_local_folders=folders)
+
+
+class LocalMini:
+    """The running pipeline; ``start`` and ``stop`` bracket its life."""
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+        self.topics = topics.MemoryTopics()
+        self.resolver = build_resolver(settings)
+        self.store = store_module.EventStore(max_events=settings.max_events)
+        self.enricher = processing.Enricher(resolver=self.resolver)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        consumers = {
+            (topics.RAW_EVENTS, "enrich"): self._enrich,
+            (topics.ENRICHED_EVENTS, "store"): self._store_good,
+            (topics.BAD_ENRICHED_EVENTS, "store"): self._store_bad,
+            (topics.BAD_RAW_EVENTS, "store"): self._store_bad,
+        }
+        for (topic, channel), handler in consumers.items():
+            task = asyncio.create_task(self.topics.consume(topic, channel, handler))
+            self._tasks.append(task)
+        app = collector_app.build_app(
+            settings=collector_settings.CollectorSettings(
+                host=self.settings.host,
+                port=self.settings.port,
+                collector_name=f"snowplow-mini-local-{badrows.VERSION}",
+            ),
+            publisher=self.topics,
+            subapps={"/micro": events_api.build_app(store=self.store, resolver=self.resolver)},
+        )
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        logger.info(
+            "Local Mini listening on http://%s:%d; events at /micro/ui.",
+            self.settings.host,
+            self.settings.port,
+        )
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.topics.wait_idle()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.resolver.close()
+
+    async def _enrich(self, message: bytes) -> None:
+        outcome = await self.enricher.process(message)
+        if outcome.good:
+            await self.topics.publish(
+                topics.ENRICHED_EVENTS, [line.encode() for line in outcome.good]
+            )
+        if outcome.bad:
+            await self.topics.publish(
+                topics.BAD_ENRICHED_EVENTS, [badrows.serialize(row) for row in outcome.bad]
+            )
+
+    async def _store_good(self, message: bytes) -> None:
+        self.store.add_good(message.decode())
+
+    async def _store_bad(self, message: bytes) -> None:
+        self.store.add_bad(badrows.parse(message))
+
+
+async def run(settings: LocalSettings) -> None:
+    """Serve until cancelled (Ctrl-C), then drain and stop."""
+    mini = LocalMini(settings)
+    await mini.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await mini.stop()
