@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--iglu", dest="iglu_resolver", help="a Snowplow resolver config file")
     local.add_argument("--schemas", help="a local folder of schemas in Iglu layout")
     local.add_argument("--max-events", type=int, help="events kept in memory (default 10000)")
+    local.add_argument(
+        "--output-tsv",
+        action="store_true",
+        default=None,
+        help="print each enriched event to stdout as a TSV line",
+    )
     local.set_defaults(run=_run_local)
     return parser
 
@@ -53,7 +59,7 @@ def _run_local(args: argparse.Namespace) -> int:
     from snowplow_pipeline import local
 
     settings = local.LocalSettings(
-        **_given(args, "host", "port", "iglu_resolver", "schemas", "max_events")
+        **_given(args, "host", "port", "iglu_resolver", "schemas", "max_events", "output_tsv")
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(local.run(settings))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from pathlib import Path
 
 import pydantic
@@ -113,17 +114,24 @@ class LocalMini:
             )
 
     async def _store_good(self, message: bytes) -> None:
-        self.store.add_good(message.decode())
+        line = message.decode()
+        self.store.add_good(line)
+        if self.settings.output_tsv:
+            print(line, flush=True)
 
     async def _store_bad(self, message: bytes) -> None:
         self.store.add_bad(badrows.parse(message))
 
 
 async def run(settings: LocalSettings) -> None:
-    """Serve until cancelled (Ctrl-C), then drain and stop."""
+    """Serve until SIGINT or SIGTERM, then drain what was accepted and stop."""
     mini = LocalMini(settings)
     await mini.start()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        logger.info("Stopping: finishing the events already accepted.")
     finally:
         await mini.stop()
