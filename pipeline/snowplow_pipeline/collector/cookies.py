@@ -1,0 +1,144 @@
+"""Identity rules: which network user id a request gets, and the cookie that carries it.
+
+Pure functions over header values and settings, so each rule of upstream's collector (the
+``SP-Anonymous`` header, the ``nuid`` parameter, the ``sp`` cookie, the do-not-track cookie,
+cookie domain matching against ``Origin``) is tested without a server.
+
+Cookie headers are read by hand rather than with ``http.cookies``: the standard library parser
+gives up on the whole header at the first malformed pair, while the collector keeps every pair
+that RFC 6265 allows and drops only the bad ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import email.utils
+import re
+import uuid
+from collections.abc import Mapping
+
+import yarl
+
+from snowplow_pipeline.collector.settings import CollectorSettings, CookieSettings
+
+ANONYMOUS_NETWORK_USER_ID = "00000000-0000-0000-0000-000000000000"
+ANONYMOUS_HEADER = "SP-Anonymous"
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+_QUOTED_COOKIE_VALUE = re.compile(r'"([\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*)"')
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Identity:
+    """Who sent a request, as far as the collector is concerned."""
+
+    network_user_id: str
+    is_anonymous: bool
+    is_opted_out: bool
+
+
+def identify(
+    *, headers: Mapping[str, str], query: Mapping[str, str], settings: CollectorSettings
+) -> Identity:
+    """Apply the precedence SP-Anonymous, then ``nuid``, then the cookie, then a new UUID."""
+    cookies = dict(reversed(parse_cookie_header(headers.get("Cookie", ""))))
+    is_anonymous = ANONYMOUS_HEADER in headers
+    if is_anonymous:
+        network_user_id = ANONYMOUS_NETWORK_USER_ID
+    else:
+        network_user_id = (
+            query.get("nuid") or cookies.get(settings.cookie.name) or str(uuid.uuid4())
+        )
+    return Identity(
+        network_user_id=network_user_id,
+        is_anonymous=is_anonymous,
+        is_opted_out=_is_opted_out(cookies, settings=settings),
+    )
+
+
+def parse_cookie_header(header: str) -> list[tuple[str, str]]:
+    """The RFC 6265 valid ``name=value`` pairs of a Cookie header, quotes removed, in order."""
+    return [(name, _unquote(value)) for name, value in _valid_pairs(header)]
+
+
+def clean_cookie_header(header: str) -> str | None:
+    """The Cookie header reduced to its valid pairs as sent, or None when none is valid."""
+    return "; ".join(f"{name}={value}" for name, value in _valid_pairs(header)) or None
+
+
+def cookie_domain(*, origin: str | None, settings: CookieSettings) -> str | None:
+    """The first configured domain equal to or a parent of a host in ``Origin``.
+
+    Falls back to ``fallback_domain``; None means the cookie gets no Domain attribute and
+    belongs to the collector's own host.
+    """
+    hosts = _origin_hosts(origin)
+    for domain in settings.domains:
+        bare = domain.lstrip(".").lower()
+        if any(host == bare or host.endswith("." + bare) for host in hosts):
+            return bare
+    return settings.fallback_domain
+
+
+def set_cookie_header(
+    *, network_user_id: str, origin: str | None, settings: CookieSettings, now: datetime.datetime
+) -> str | None:
+    """The ``Set-Cookie`` value carrying the network user id, or None if it cannot be a cookie.
+
+    A ``nuid`` parameter can hold characters a cookie value may not; such an id is still
+    stored with the event, but no cookie is set for it.
+    """
+    if not _COOKIE_VALUE.fullmatch(network_user_id):
+        return None
+    max_age_seconds = settings.expiration_days * 86_400
+    expires = now + datetime.timedelta(seconds=max_age_seconds)
+    attributes = [
+        f"{settings.name}={network_user_id}",
+        f"Expires={email.utils.format_datetime(expires.astimezone(datetime.UTC), usegmt=True)}",
+        f"Max-Age={max_age_seconds}",
+    ]
+    if domain := cookie_domain(origin=origin, settings=settings):
+        attributes.append(f"Domain={domain}")
+    attributes += ["Path=/", f"SameSite={settings.same_site}"]
+    if settings.secure:
+        attributes.append("Secure")
+    if settings.http_only:
+        attributes.append("HttpOnly")
+    return "; ".join(attributes)
+
+
+def _valid_pairs(header: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        is_valid_value = _COOKIE_VALUE.fullmatch(value) or _QUOTED_COOKIE_VALUE.fullmatch(value)
+        if sep and _TOKEN.fullmatch(name) and is_valid_value:
+            pairs.append((name, value))
+    return pairs
+
+
+def _unquote(value: str) -> str:
+    quoted = _QUOTED_COOKIE_VALUE.fullmatch(value)
+    return quoted.group(1) if quoted else value
+
+
+def _is_opted_out(cookies: Mapping[str, str], *, settings: CollectorSettings) -> bool:
+    rule = settings.do_not_track_cookie
+    if not rule.enabled or rule.name not in cookies:
+        return False
+    return re.fullmatch(rule.value, cookies[rule.name]) is not None
+
+
+def _origin_hosts(origin: str | None) -> list[str]:
+    # Origin is "null" or a space-separated list of scheme://host[:port].
+    hosts = []
+    for serialized in (origin or "").split():
+        try:
+            host = yarl.URL(serialized).host
+        except ValueError:
+            continue
+        if host:
+            hosts.append(host.lower())
+    return hosts

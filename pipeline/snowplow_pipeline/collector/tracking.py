@@ -1,0 +1,215 @@
+"""Tracking handlers: the requests trackers send, stored before they are answered.
+
+Every tracking request goes the same way: read the body (bounded), work out who sent it, capture
+it as a collector payload, fit it into messages, publish them, and only then answer. The answer
+is decided first and sent last, so a 2xx (or the redirect's 302) is never sent for a request the
+publisher did not accept: a ``PublishError`` turns into 503 and trackers retry.
+
+Requests carrying the do-not-track cookie are answered as usual but not stored, as upstream
+does; that is the one case where a 2xx stands for nothing stored, and it is the user's choice.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import TypeVar
+
+import yarl
+from aiohttp import web
+
+from snowplow_pipeline import topics
+from snowplow_pipeline.collector import capturing, cookies, responses, splitting
+from snowplow_pipeline.collector.metrics import CollectorMetrics
+from snowplow_pipeline.collector.settings import CollectorSettings, RedirectSettings
+
+logger = logging.getLogger(__name__)
+
+_READ_CHUNK_BYTES = 64 * 1024
+
+
+class TrackingHandlers:
+    """The handlers of ``/i``, ``/ice.png`` and ``/{vendor}/{version}`` for one app."""
+
+    def __init__(
+        self,
+        *,
+        settings: CollectorSettings,
+        publisher: topics.Publisher,
+        metrics: CollectorMetrics,
+    ) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._metrics = metrics
+        self._max_message_bytes = min(settings.max_payload_bytes, settings.max_message_bytes)
+
+    async def pixel(self, request: web.Request) -> web.StreamResponse:
+        """``GET``/``HEAD`` on ``/i`` and ``/ice.png``: tracker protocol v1."""
+        return await self._track(request, path=request.path, response=responses.pixel())
+
+    async def vendor(self, request: web.Request) -> web.StreamResponse:
+        """Any ``/{vendor}/{version}``: tp2, webhooks, Iglu, redirects and custom paths."""
+        path = self._settings.path_mappings.get(request.path, request.path)
+        if path.startswith("/r/"):
+            return await self._redirect(request, path=path)
+        response = responses.ok() if request.method == "POST" else responses.pixel()
+        return await self._track(request, path=path, response=response)
+
+    async def _redirect(self, request: web.Request, *, path: str) -> web.StreamResponse:
+        if not self._settings.redirect.enabled:
+            return _with_cors(responses.problem(404, "redirects are disabled"), request)
+        location, problem = redirect_target(
+            request.rel_url.query.get("u"), settings=self._settings.redirect
+        )
+        if location is None:
+            response = responses.problem(400, problem)
+        else:
+            response = responses.redirect(location)
+        return await self._track(request, path=path, response=response)
+
+    async def _track(
+        self, request: web.Request, *, path: str, response: web.Response
+    ) -> web.StreamResponse:
+        # Read the body first: a body over the limit is refused before anything else.
+        body = None
+        if request.method == "POST":
+            try:
+                body = await read_body(request, limit_bytes=self._settings.drop_payload_bytes)
+            except web.HTTPRequestEntityTooLarge as error:
+                raise _with_cors(error, request) from None
+
+        identity = cookies.identify(
+            headers=request.headers, query=request.rel_url.query, settings=self._settings
+        )
+        if identity.is_opted_out:
+            logger.debug("Request to %s carries the do-not-track cookie; not stored.", path)
+        else:
+            try:
+                await self._store(request, path=path, body=body, identity=identity)
+            except topics.PublishError:
+                return _with_cors(responses.problem(503, "event not stored; retry later"), request)
+
+        # Only a stored (or opted-out) request gets the tracking answer and the cookie.
+        self._set_cookie(response, request=request, identity=identity)
+        return _with_cors(response, request)
+
+    async def _store(
+        self,
+        request: web.Request,
+        *,
+        path: str,
+        body: bytes | None,
+        identity: cookies.Identity,
+    ) -> None:
+        payload = capturing.capture(
+            request,
+            path=path,
+            body=body,
+            identity=identity,
+            collector=self._settings.collector_name,
+            timestamp_ms=time.time_ns() // 1_000_000,
+        )
+        messages = splitting.to_messages(
+            payload, is_post=request.method == "POST", max_bytes=self._max_message_bytes
+        )
+        await self._publish(topics.RAW_EVENTS, messages.raw)
+        await self._publish(topics.BAD_RAW_EVENTS, messages.bad)
+        logger.debug(
+            "Stored a request to %s as %d raw messages and %d bad rows.",
+            path,
+            len(messages.raw),
+            len(messages.bad),
+        )
+
+    async def _publish(self, topic: str, messages: list[bytes]) -> None:
+        """Publish and count; a ``PublishError`` is counted, logged and raised again."""
+        if not messages:
+            return
+        started = time.perf_counter()
+        try:
+            await self._publisher.publish(topic, messages)
+        except topics.PublishError as exc:
+            self._metrics.publish_failures.labels(topic).inc()
+            logger.warning("Publishing to %s failed (%s); answering 503.", topic, exc)
+            raise
+        finally:
+            self._metrics.publish_seconds.labels(topic).observe(time.perf_counter() - started)
+        self._metrics.messages.labels(topic).inc(len(messages))
+        self._metrics.message_bytes.labels(topic).inc(sum(map(len, messages)))
+
+    def _set_cookie(
+        self, response: web.Response, *, request: web.Request, identity: cookies.Identity
+    ) -> None:
+        # An anonymous or opted-out request neither gets nor refreshes the cookie.
+        if not self._settings.cookie.enabled or identity.is_anonymous or identity.is_opted_out:
+            return
+        header = cookies.set_cookie_header(
+            network_user_id=identity.network_user_id,
+            origin=request.headers.get("Origin"),
+            settings=self._settings.cookie,
+            now=datetime.datetime.now(datetime.UTC),
+        )
+        if header is not None:
+            response.headers.add("Set-Cookie", header)
+
+
+async def read_body(request: web.BaseRequest, *, limit_bytes: int) -> bytes:
+    """The request body, read in chunks and never more than ``limit_bytes`` of it.
+
+    Raises ``HTTPRequestEntityTooLarge`` (413) naming the limit, and closes the connection
+    rather than reading the rest of a body nobody will store.
+    """
+    if request.content_length is not None and request.content_length > limit_bytes:
+        raise _too_large(
+            f"request body is {request.content_length} bytes, limit is {limit_bytes} bytes",
+            limit_bytes=limit_bytes,
+        )
+    chunks = []
+    size_bytes = 0
+    async for chunk in request.content.iter_chunked(_READ_CHUNK_BYTES):
+        size_bytes += len(chunk)
+        if size_bytes > limit_bytes:
+            raise _too_large(
+                f"request body is over the limit of {limit_bytes} bytes", limit_bytes=limit_bytes
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def redirect_target(
+    target: str | None, *, settings: RedirectSettings
+) -> tuple[str, None] | tuple[None, str]:
+    """The ``Location`` for a redirect to ``target``, or the problem that prevents it."""
+    if not target:
+        return None, "query parameter u is missing; expected the URL to redirect to"
+    try:
+        url = yarl.URL(target)
+    except ValueError:
+        url = None
+    is_safe = not any(ord(char) < 0x20 or ord(char) == 0x7F for char in target)
+    if url is None or not is_safe or url.scheme not in ("http", "https") or not url.host:
+        return None, "query parameter u is not an absolute http or https URL"
+    allowed = [host.lower() for host in settings.allowed_hosts]
+    if allowed and url.host.lower() not in allowed:
+        return (
+            None,
+            f"query parameter u points to a host not allowed; allowed: {', '.join(allowed)}",
+        )
+    return target, None
+
+
+def _too_large(message: str, *, limit_bytes: int) -> web.HTTPRequestEntityTooLarge:
+    error = web.HTTPRequestEntityTooLarge(
+        max_size=limit_bytes, text=message + "\n", content_type="text/plain"
+    )
+    error.force_close()
+    return error
+
+
+_ResponseT = TypeVar("_ResponseT", bound=web.Response)
+
+
+def _with_cors(response: _ResponseT, request: web.BaseRequest) -> _ResponseT:
+    response.headers.update(responses.cors_headers(request.headers))
+    return response
