@@ -10,6 +10,7 @@ call this API from their own origin.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -18,87 +19,90 @@ from aiohttp import web
 from snowplow_pipeline import store as store_module
 from snowplow_pipeline.iglu import resolving, schemakeys
 
-STORE_KEY = web.AppKey("store", store_module.EventStore)
-RESOLVER_KEY = web.AppKey("resolver", resolving.Resolver)
-
-
-def build_app(*, store: store_module.EventStore, resolver: resolving.Resolver) -> web.Application:
-    """The ``/micro`` sub-application."""
-    app = web.Application(middlewares=[_cors])
-    app[STORE_KEY] = store
-    app[RESOLVER_KEY] = resolver
-    app.router.add_route("*", "/all", _all)
-    app.router.add_route("*", "/good", _good)
-    app.router.add_route("*", "/bad", _bad)
-    app.router.add_route("*", "/reset", _reset)
-    app.router.add_get("/iglu/{vendor}/{name}/{format}/{version}", _iglu)
-    app.router.add_get("/ui", _ui)
-    return app
+PREFIX = "/micro"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class FilterError(ValueError):
     pass
 
 
-@web.middleware
-async def _cors(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.method == "OPTIONS":
-        response: web.StreamResponse = web.Response(status=204)
-    else:
-        response = await handler(request)
-    response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
-    response.headers["Access-Control-Allow-Credentials"] = "true"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    return response
+class EventsApi:
+    """The ``/micro`` routes over one store and one resolver."""
+
+    def __init__(self, *, store: store_module.EventStore, resolver: resolving.Resolver) -> None:
+        self.store = store
+        self.resolver = resolver
+
+    def routes(self) -> list[web.RouteDef]:
+        """Route definitions to mount before the collector's catch-all routes."""
+        handlers: dict[str, Handler] = {
+            "/all": self.all,
+            "/good": self.good,
+            "/bad": self.bad,
+            "/reset": self.reset,
+            "/iglu/{vendor}/{name}/{format}/{version}": self.iglu,
+            "/ui": self.ui,
+        }
+        return [
+            web.route("*", PREFIX + path, _with_cors(handler)) for path, handler in handlers.items()
+        ]
+
+    async def all(self, request: web.Request) -> web.Response:
+        return web.json_response(self.store.counts())
+
+    async def good(self, request: web.Request) -> web.Response:
+        allowed = {"event_type": str, "schema": str, "contexts": list, "limit": int}
+        try:
+            filters = await _filters(request, allowed=allowed)
+        except FilterError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(self.store.good(**filters))
+
+    async def bad(self, request: web.Request) -> web.Response:
+        try:
+            filters = await _filters(request, allowed={"vendor": str, "version": str, "limit": int})
+        except FilterError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(self.store.bad(**filters))
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.store.reset()
+        return web.json_response(self.store.counts())
+
+    async def iglu(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        uri = f"iglu:{info['vendor']}/{info['name']}/{info['format']}/{info['version']}"
+        try:
+            key = schemakeys.SchemaKey.parse(uri)
+        except schemakeys.SchemaKeyError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        try:
+            schema = await self.resolver.lookup(key)
+        except resolving.ResolutionError as exc:
+            return web.json_response(
+                {"schemaKey": uri, "lookupHistory": exc.lookup_history}, status=404
+            )
+        return web.json_response(schema)
+
+    async def ui(self, request: web.Request) -> web.Response:
+        page = resources.files("snowplow_pipeline").joinpath("static/ui.html").read_text()
+        return web.Response(text=page, content_type="text/html")
 
 
-async def _all(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STORE_KEY].counts())
+def _with_cors(handler: Handler) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        return response
 
-
-async def _good(request: web.Request) -> web.Response:
-    try:
-        filters = await _filters(
-            request, allowed={"event_type": str, "schema": str, "contexts": list, "limit": int}
-        )
-    except FilterError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    return web.json_response(request.app[STORE_KEY].good(**filters))
-
-
-async def _bad(request: web.Request) -> web.Response:
-    try:
-        filters = await _filters(request, allowed={"vendor": str, "version": str, "limit": int})
-    except FilterError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    return web.json_response(request.app[STORE_KEY].bad(**filters))
-
-
-async def _reset(request: web.Request) -> web.Response:
-    request.app[STORE_KEY].reset()
-    return web.json_response(request.app[STORE_KEY].counts())
-
-
-async def _iglu(request: web.Request) -> web.Response:
-    info = request.match_info
-    uri = f"iglu:{info['vendor']}/{info['name']}/{info['format']}/{info['version']}"
-    try:
-        key = schemakeys.SchemaKey.parse(uri)
-    except schemakeys.SchemaKeyError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    try:
-        schema = await request.app[RESOLVER_KEY].lookup(key)
-    except resolving.ResolutionError as exc:
-        return web.json_response(
-            {"schemaKey": uri, "lookupHistory": exc.lookup_history}, status=404
-        )
-    return web.json_response(schema)
-
-
-async def _ui(request: web.Request) -> web.Response:
-    page = resources.files("snowplow_pipeline").joinpath("static/ui.html").read_text()
-    return web.Response(text=page, content_type="text/html")
+    return handle
 
 
 async def _filters(request: web.Request, *, allowed: dict[str, type]) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class LocalSettings(pydantic_settings.BaseSettings):
     max_events: int = pydantic.Field(
         10_000, ge=1, description="Good and bad events kept each; the oldest go first."
     )
+    output_tsv: bool = pydantic.Field(
+        False, description="Also print each enriched event to stdout as a TSV line."
+    )
 
 
 def build_resolver(settings: LocalSettings) -> resolving.Resolver:
@@ -81,7 +84,7 @@ class LocalMini:
                 collector_name=f"snowplow-mini-local-{badrows.VERSION}",
             ),
             publisher=self.topics,
-            subapps={"/micro": events_api.build_app(store=self.store, resolver=self.resolver)},
+            extra_routes=events_api.EventsApi(store=self.store, resolver=self.resolver).routes(),
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -292,7 +292,7 @@ async def test_every_problem_of_an_event_is_reported_at_once(
     row = await bad_row(enricher, message)
 
     atomic, entity = row["data"]["failure"]["messages"]
-    assert [r["path"] for r in atomic["error"]["dataReports"]] == ["eid", "dtm"]
+    assert [r["path"] for r in atomic["error"]["dataReports"]] == ["dtm", "eid"]
     assert entity["schemaKey"] == USER
     assert entity["error"]["dataReports"][0]["path"] == "$.id"
 

@@ -59,6 +59,13 @@ def parse_tstamp(value: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def expected_derived_tstamp(event: dict[str, Any]) -> datetime.datetime:
+    collected = parse_tstamp(event["collector_tstamp"])
+    created = parse_tstamp(event["dvce_created_tstamp"])
+    sent = parse_tstamp(event["dvce_sent_tstamp"])
+    return collected - (sent - created) if created < sent else collected
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_page_view_from_the_python_tracker(local_mini: LocalMini, method: str) -> None:
     tracker = tracker_for(local_mini, method=method)
@@ -96,11 +103,9 @@ def test_page_view_from_the_python_tracker(local_mini: LocalMini, method: str) -
     assert event["user_id"] == "user-7"
     assert event["network_userid"] == COOKIE_NUID
     assert event["v_tracker"].startswith("py-")
-    # derived_tstamp = collector_tstamp - (dvce_sent_tstamp - dvce_created_tstamp)
-    expected = parse_tstamp(event["collector_tstamp"]) - (
-        parse_tstamp(event["dvce_sent_tstamp"]) - parse_tstamp(event["dvce_created_tstamp"])
-    )
-    assert parse_tstamp(event["derived_tstamp"]) == expected
+    # The Python tracker rounds stm down to the second, so it is often before dtm: then the
+    # device clock cannot be trusted and derived_tstamp is the collector's time.
+    assert parse_tstamp(event["derived_tstamp"]) == expected_derived_tstamp(event)
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -314,7 +319,8 @@ def test_schema_in_no_reachable_registry_fails_within_seconds(tmp_path: Path) ->
     [message] = item["badRow"]["data"]["failure"]["messages"]
     assert message["schemaKey"] == CHECKOUT
     assert message["error"]["error"] == "ResolutionError"
-    assert message["error"]["lookupHistory"][0]["repository"] == "Unreachable"
+    history = {entry["repository"]: entry for entry in message["error"]["lookupHistory"]}
+    assert history["Unreachable"]["errors"][0]["error"] == "RepoFailure"
 
 
 def test_micro_iglu_route_returns_the_resolved_schema(local_mini: LocalMini) -> None:
