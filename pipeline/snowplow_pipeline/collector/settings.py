@@ -146,7 +146,7 @@ class CollectorSettings(pydantic_settings.BaseSettings):
         description="Collector name stored in each payload (v_collector).",
     )
     shutdown_timeout_seconds: float = Field(
-        30.0, ge=0, description="How long shutdown waits for requests in flight."
+        30.0, gt=0, description="How long shutdown waits for requests in flight."
     )
 
 

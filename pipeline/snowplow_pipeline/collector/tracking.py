@@ -192,10 +192,8 @@ def redirect_target(
         return None, "query parameter u is not an absolute http or https URL"
     allowed = [host.lower() for host in settings.allowed_hosts]
     if allowed and url.host.lower() not in allowed:
-        return (
-            None,
-            f"query parameter u points to a host not allowed; allowed: {', '.join(allowed)}",
-        )
+        hosts = ", ".join(allowed)
+        return None, f"query parameter u points to a host that is not allowed; allowed: {hosts}"
     return target, None
 
 
