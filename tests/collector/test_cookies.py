@@ -10,7 +10,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from snowplow_pipeline.collector import cookies
-from snowplow_pipeline.collector.settings import CollectorSettings, CookieSettings
+from snowplow_pipeline.collector.settings import (
+    CollectorSettings,
+    CookieSettings,
+    DoNotTrackCookieSettings,
+)
 
 from .conftest import MakeClient, Sink
 
@@ -62,7 +66,7 @@ def test_cookie_is_used_without_nuid_parameter() -> None:
 
 
 def test_configured_cookie_name_is_read() -> None:
-    settings = CollectorSettings(cookie={"name": "mini_id"})
+    settings = CollectorSettings(cookie=CookieSettings(name="mini_id"))
 
     identity = cookies.identify(
         headers={"Cookie": f"sp=wrong; mini_id={KNOWN_ID}"}, query={}, settings=settings
@@ -85,7 +89,9 @@ def test_new_visitor_gets_a_random_uuid4() -> None:
 )
 def test_do_not_track_cookie_must_match_the_whole_value(cookie: str, is_opted_out: bool) -> None:
     settings = CollectorSettings(
-        do_not_track_cookie={"enabled": True, "name": "optout", "value": "yes|YES-.*"}
+        do_not_track_cookie=DoNotTrackCookieSettings(
+            enabled=True, name="optout", value="yes|YES-.*"
+        )
     )
 
     identity = cookies.identify(headers={"Cookie": cookie}, query={}, settings=settings)
@@ -94,7 +100,9 @@ def test_do_not_track_cookie_must_match_the_whole_value(cookie: str, is_opted_ou
 
 
 def test_disabled_do_not_track_cookie_is_ignored() -> None:
-    settings = CollectorSettings(do_not_track_cookie={"enabled": False, "name": "optout"})
+    settings = CollectorSettings(
+        do_not_track_cookie=DoNotTrackCookieSettings(enabled=False, name="optout")
+    )
 
     identity = cookies.identify(headers={"Cookie": "optout=1"}, query={}, settings=settings)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from pydantic import BaseModel
 
 from snowplow_pipeline.collector import CollectorSettings, InvalidSettingsError
 from snowplow_pipeline.collector import settings as collector_settings
@@ -44,7 +45,10 @@ def test_defaults_match_upstream_and_mini_choices() -> None:
 
 def test_every_field_has_a_description() -> None:
     nested = [field.annotation for field in CollectorSettings.model_fields.values()]
-    groups = [CollectorSettings, *(group for group in nested if hasattr(group, "model_fields"))]
+    groups: list[type[BaseModel]] = [CollectorSettings]
+    groups += [
+        group for group in nested if isinstance(group, type) and issubclass(group, BaseModel)
+    ]
 
     undocumented = [
         f"{group.__name__}.{name}"

@@ -4,7 +4,7 @@ size_violation bad rows for what cannot be split."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -24,7 +24,7 @@ def batch(count: int, *, filler_chars: int = 150) -> list[dict[str, str]]:
     ]
 
 
-def body_of(events: list[object]) -> bytes:
+def body_of(events: Sequence[object]) -> bytes:
     return json.dumps({"schema": PAYLOAD_DATA, "data": events}).encode()
 
 

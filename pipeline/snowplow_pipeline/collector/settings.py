@@ -42,33 +42,39 @@ class InvalidSettingsError(ValueError):
 
 
 class CookieSettings(BaseModel):
-    enabled: bool = Field(True, description="Set the network user id cookie on responses.")
-    name: str = Field("sp", min_length=1, description="Name of the network user id cookie.")
-    expiration_days: int = Field(365, gt=0, description="Lifetime of the cookie in days.")
+    enabled: bool = Field(default=True, description="Set the network user id cookie on responses.")
+    name: str = Field(default="sp", min_length=1, description="Name of the network user id cookie.")
+    expiration_days: int = Field(default=365, gt=0, description="Lifetime of the cookie in days.")
     domains: list[str] = Field(
         default_factory=list,
         description="Cookie domains; the first that matches a host in Origin is used.",
     )
     fallback_domain: str | None = Field(
-        None, description="Cookie domain when no configured domain matches the Origin."
+        default=None, description="Cookie domain when no configured domain matches the Origin."
     )
-    secure: bool = Field(True, description="Mark the cookie Secure (needed for SameSite=None).")
-    http_only: bool = Field(False, description="Mark the cookie HttpOnly (hides it from JS).")
+    secure: bool = Field(
+        default=True, description="Mark the cookie Secure (needed for SameSite=None)."
+    )
+    http_only: bool = Field(
+        default=False, description="Mark the cookie HttpOnly (hides it from JS)."
+    )
     same_site: Literal["None", "Lax", "Strict"] = Field(
-        "None", description="SameSite attribute of the cookie."
+        default="None", description="SameSite attribute of the cookie."
     )
 
 
 class CorsSettings(BaseModel):
     max_age_seconds: int = Field(
-        3600, ge=0, description="How long browsers may cache a CORS preflight answer."
+        default=3600, ge=0, description="How long browsers may cache a CORS preflight answer."
     )
 
 
 class DoNotTrackCookieSettings(BaseModel):
-    enabled: bool = Field(False, description="Drop requests that carry the opt-out cookie.")
-    name: str = Field("", description="Name of the opt-out cookie.")
-    value: str = Field("", description="Regular expression the whole cookie value must match.")
+    enabled: bool = Field(default=False, description="Drop requests that carry the opt-out cookie.")
+    name: str = Field(default="", description="Name of the opt-out cookie.")
+    value: str = Field(
+        default="", description="Regular expression the whole cookie value must match."
+    )
 
     @pydantic.field_validator("value")
     @classmethod
@@ -87,18 +93,18 @@ class DoNotTrackCookieSettings(BaseModel):
 
 
 class RedirectSettings(BaseModel):
-    enabled: bool = Field(False, description="Answer /r/tp2?u=<url> with a 302 to the url.")
+    enabled: bool = Field(default=False, description="Answer /r/tp2?u=<url> with a 302 to the url.")
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Hosts redirects may go to; empty allows any host."
     )
 
 
 class CrossDomainSettings(BaseModel):
-    enabled: bool = Field(False, description="Serve /crossdomain.xml.")
+    enabled: bool = Field(default=False, description="Serve /crossdomain.xml.")
     domains: list[str] = Field(
         default_factory=lambda: ["*"], description="Domains allowed by /crossdomain.xml."
     )
-    secure: bool = Field(True, description="Require HTTPS in /crossdomain.xml.")
+    secure: bool = Field(default=True, description="Require HTTPS in /crossdomain.xml.")
 
 
 PositiveBytes = Annotated[int, Field(gt=0)]
@@ -112,8 +118,10 @@ class CollectorSettings(pydantic_settings.BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, extra="forbid"
     )
 
-    host: str = Field("127.0.0.1", description="Address to listen on.")
-    port: int = Field(8080, ge=0, le=65535, description="TCP port to listen on (0: any free).")
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(
+        default=8080, ge=0, le=65535, description="TCP port to listen on (0: any free)."
+    )
     cookie: CookieSettings = Field(
         default_factory=CookieSettings, description="The network user id cookie."
     )
@@ -132,21 +140,24 @@ class CollectorSettings(pydantic_settings.BaseSettings):
         default_factory=CrossDomainSettings, description="The Flash cross-domain policy."
     )
     max_payload_bytes: PositiveBytes = Field(
-        1_000_000, description="Largest collector payload kept; larger ones become bad rows."
+        default=1_000_000,
+        description="Largest collector payload kept; larger ones become bad rows.",
     )
     drop_payload_bytes: PositiveBytes = Field(
-        2_097_152, description="Largest request body read; larger ones are answered with 413."
+        default=2_097_152,
+        description="Largest request body read; larger ones are answered with 413.",
     )
     max_message_bytes: PositiveBytes = Field(
-        1_000_000, description="Largest message the transport takes; POST batches are split."
+        default=1_000_000,
+        description="Largest message the transport takes; POST batches are split.",
     )
     collector_name: str = Field(
-        f"snowplow-mini-collector-{badrows.VERSION}-memory",
+        default=f"snowplow-mini-collector-{badrows.VERSION}-memory",
         min_length=1,
         description="Collector name stored in each payload (v_collector).",
     )
     shutdown_timeout_seconds: float = Field(
-        30.0, gt=0, description="How long shutdown waits for requests in flight."
+        default=30.0, gt=0, description="How long shutdown waits for requests in flight."
     )
 
 
@@ -184,8 +195,10 @@ def _split_loc(loc: tuple[int | str, ...]) -> tuple[str, tuple[int | str, ...]]:
             break
         parts.append(part)
         annotation = model.model_fields[part].annotation
-        is_group = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation if is_group else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            model = None
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(parts).upper(), loc[len(parts) :]
 
 

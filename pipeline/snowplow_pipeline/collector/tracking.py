@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 _READ_CHUNK_BYTES = 64 * 1024
 
 
+class RedirectError(ValueError):
+    """The redirect target is missing, malformed or not allowed; the message says which."""
+
+
 class TrackingHandlers:
     """The handlers of ``/i``, ``/ice.png`` and ``/{vendor}/{version}`` for one app."""
 
@@ -59,13 +63,15 @@ class TrackingHandlers:
     async def _redirect(self, request: web.Request, *, path: str) -> web.StreamResponse:
         if not self._settings.redirect.enabled:
             return _with_cors(responses.problem(404, "redirects are disabled"), request)
-        location, problem = redirect_target(
-            request.rel_url.query.get("u"), settings=self._settings.redirect
-        )
-        if location is None:
-            response = responses.problem(400, problem)
+        try:
+            location = redirect_location(
+                request.rel_url.query.get("u"), settings=self._settings.redirect
+            )
+        except RedirectError as error:
+            response = responses.problem(400, str(error))
         else:
             response = responses.redirect(location)
+        # The event is stored even when the target is refused, as upstream does.
         return await self._track(request, path=path, response=response)
 
     async def _track(
@@ -177,24 +183,24 @@ async def read_body(request: web.BaseRequest, *, limit_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def redirect_target(
-    target: str | None, *, settings: RedirectSettings
-) -> tuple[str, None] | tuple[None, str]:
-    """The ``Location`` for a redirect to ``target``, or the problem that prevents it."""
+def redirect_location(target: str | None, *, settings: RedirectSettings) -> str:
+    """The ``Location`` for a redirect to ``target``; ``RedirectError`` says why there is none."""
     if not target:
-        return None, "query parameter u is missing; expected the URL to redirect to"
+        raise RedirectError("query parameter u is missing; expected the URL to redirect to")
     try:
         url = yarl.URL(target)
     except ValueError:
         url = None
     is_safe = not any(ord(char) < 0x20 or ord(char) == 0x7F for char in target)
     if url is None or not is_safe or url.scheme not in ("http", "https") or not url.host:
-        return None, "query parameter u is not an absolute http or https URL"
+        raise RedirectError("query parameter u is not an absolute http or https URL")
     allowed = [host.lower() for host in settings.allowed_hosts]
     if allowed and url.host.lower() not in allowed:
         hosts = ", ".join(allowed)
-        return None, f"query parameter u points to a host that is not allowed; allowed: {hosts}"
-    return target, None
+        raise RedirectError(
+            f"query parameter u points to a host that is not allowed; allowed: {hosts}"
+        )
+    return target
 
 
 def _too_large(message: str, *, limit_bytes: int) -> web.HTTPRequestEntityTooLarge:
