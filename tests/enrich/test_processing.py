@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from snowplow_analytics_sdk import event_transformer
 
 from snowplow_pipeline import badrows, enriched
 from snowplow_pipeline.enrich import processing
+from snowplow_pipeline.iglu import schemakeys, validation
 from tests.enrich.conftest import (
     contexts,
     get_payload,
@@ -17,6 +20,7 @@ from tests.enrich.conftest import (
     post_payload,
     sdj,
     unstruct,
+    write_schema,
 )
 
 CHECKOUT = "iglu:com.acme/checkout/jsonschema/1-0-0"
@@ -476,3 +480,91 @@ async def test_iglu_webhook_becomes_a_self_describing_event(
         "com.snowplowanalytics.iglu-v1",
     )
     assert (event["event_vendor"], event["event_name"]) == ("com.acme", "user")
+
+
+async def test_a_broken_schema_makes_a_bad_row_not_a_crash(
+    enricher: processing.Enricher, schema_folder: Path
+) -> None:
+    broken = {
+        "self": {
+            "vendor": "com.acme",
+            "name": "broken",
+            "format": "jsonschema",
+            "version": "1-0-0",
+        },
+        "type": "no-such-type",
+    }
+    write_schema(schema_folder, broken)
+    uri = "iglu:com.acme/broken/jsonschema/1-0-0"
+
+    row = await bad_row(
+        enricher, get_payload({"e": "ue", "p": "web", "tv": "t", "ue_pr": unstruct(sdj(uri, {}))})
+    )
+
+    [failure] = row["data"]["failure"]["messages"]
+    assert failure["schemaKey"] == uri
+    assert failure["error"]["error"] == "ValidationError"
+    assert failure["error"]["schemaIssues"]
+
+
+BAD_INPUTS = {
+    "schema-violation": get_payload(
+        {"e": "ue", "p": "web", "tv": "t", "ue_pr": unstruct(sdj(CHECKOUT, {"price": "x"}))}
+    ),
+    "atomic-violation": get_payload({"e": "zz", "tv": "t"}),
+    "tracker-protocol": post_payload("{oops"),
+    "adapter-failure": get_payload({"e": "pv"}, path="/com.acme/v9"),
+    "format-violation": b"garbage",
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+async def test_bad_rows_validate_against_the_bad_row_schemas(
+    enricher: processing.Enricher, name: str
+) -> None:
+    row = await bad_row(enricher, BAD_INPUTS[name])
+
+    key = schemakeys.SchemaKey.parse(row["schema"])
+    schema = await enricher.resolver.lookup(key)
+    assert validation.validate(key, schema, row["data"]) == []
+    assert badrows.describe(row)[0]
+
+
+GOOD_INPUTS = {
+    "page-view": get_payload(
+        {
+            "e": "pv",
+            "p": "web",
+            "tv": "t",
+            "url": "http://a.test/",
+            "res": "1x2",
+            "cookie": "1",
+            "dtm": "1700000000000",
+        }
+    ),
+    "struct": get_payload({"e": "se", "tv": "t", "se_ca": "c", "se_ac": "a", "se_va": "2"}),
+    "unstruct-with-entities": get_payload(
+        {
+            "e": "ue",
+            "tv": "t",
+            "ue_pr": unstruct(sdj(CHECKOUT, {"price": 1})),
+            "co": contexts(sdj(USER, {"id": "a"}), sdj(USER, {"id": "b"})),
+        }
+    ),
+    "transaction-item": get_payload(
+        {"e": "ti", "tv": "t", "ti_id": "o", "ti_pr": "2.5", "ti_qu": "3"}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", GOOD_INPUTS)
+async def test_good_events_read_the_same_in_the_analytics_sdk(
+    enricher: processing.Enricher, name: str
+) -> None:
+    outcome = await enricher.process(GOOD_INPUTS[name])
+
+    [line] = outcome.good
+    theirs = event_transformer.transform(line)
+    if "se_value" in theirs:  # the Python SDK keeps it a string; canonically a number
+        theirs["se_value"] = float(theirs["se_value"])
+    assert theirs == enriched.to_json(enriched.from_tsv(line))

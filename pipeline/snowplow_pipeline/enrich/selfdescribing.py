@@ -89,7 +89,12 @@ async def validate_sdj(
             }
         )
         return False
-    reports = validation.validate(key, schema, sdj["data"])
+    try:
+        reports = validation.validate(key, schema, sdj["data"])
+    except validation.InvalidSchemaError as exc:
+        # The user's schema itself is broken: the event cannot be judged, so it is bad.
+        messages.append({"schemaKey": key.uri, "error": exc.to_json()})
+        return False
     if reports:
         messages.append(
             {"schemaKey": key.uri, "error": {"error": "ValidationError", "dataReports": reports}}
