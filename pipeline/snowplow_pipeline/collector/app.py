@@ -11,6 +11,7 @@ two-segment tracking route. CORS preflight (``OPTIONS``) is answered on every pa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
 import prometheus_client
@@ -107,16 +108,19 @@ class _ServiceHandlers:
 def _count_requests(metrics: CollectorMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def count_requests(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        status = 500
+        status = "500"  # what aiohttp answers when the handler raises anything else
         try:
             response = await handler(request)
-            status = response.status
+            status = str(response.status)
             return response
         except web.HTTPException as error:
-            status = error.status
+            status = str(error.status)
+            raise
+        except asyncio.CancelledError:
+            status = "cancelled"  # the client went away or the server is shutting down
             raise
         finally:
-            metrics.requests.labels(request.method, _route_template(request), str(status)).inc()
+            metrics.requests.labels(request.method, _route_template(request), status).inc()
 
     return count_requests
 
