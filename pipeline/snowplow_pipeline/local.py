@@ -17,9 +17,8 @@ import pydantic
 import pydantic_settings
 from aiohttp import web
 
-from snowplow_pipeline import badrows, events_api, topics
+from snowplow_pipeline import badrows, collector, events_api, topics
 from snowplow_pipeline import store as store_module
-from snowplow_pipeline.collector import app as collector_app
 from snowplow_pipeline.collector import settings as collector_settings
 from snowplow_pipeline.enrich import processing
 from snowplow_pipeline.iglu import resolving
@@ -77,19 +76,17 @@ class LocalMini:
         for (topic, channel), handler in consumers.items():
             task = asyncio.create_task(self.topics.consume(topic, channel, handler))
             self._tasks.append(task)
-        app = collector_app.build_app(
-            settings=collector_settings.CollectorSettings(
-                host=self.settings.host,
-                port=self.settings.port,
-                collector_name=f"snowplow-mini-local-{badrows.VERSION}",
-            ),
+        settings = collector_settings.CollectorSettings(
+            host=self.settings.host,
+            port=self.settings.port,
+            collector_name=f"snowplow-mini-local-{badrows.VERSION}",
+        )
+        app = collector.build_app(
+            settings=settings,
             publisher=self.topics,
             extra_routes=events_api.EventsApi(store=self.store, resolver=self.resolver).routes(),
         )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
+        self._runner = await collector.start(settings=settings, app=app)
         logger.info(
             "Local Mini listening on http://%s:%d; events at /micro/ui.",
             self.settings.host,
