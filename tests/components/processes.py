@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
-_live: set[ManagedProcess] = set()
-_live_lock = threading.Lock()
+# Insertion-ordered, so that stop_all() stops in reverse start order (etcd last).
+_live: dict[int, ManagedProcess] = {}
+_live_lock = threading.RLock()  # re-entered when a signal handler interrupts a holder
 
 
 class ComponentError(Exception):
@@ -136,7 +137,7 @@ class ManagedProcess:
                 preexec_fn=_die_with_parent,
             )
         with _live_lock:
-            _live.add(self)
+            _live[id(self)] = self
         logger.info("Started %s (pid %s); its log is %s.", self.name, self.pid, self.log_path)
 
     def is_running(self) -> bool:
@@ -161,7 +162,7 @@ class ManagedProcess:
             proc.wait(timeout=timeout_seconds)
         finally:
             with _live_lock:
-                _live.discard(self)
+                _live.pop(id(self), None)
         logger.info("Stopped %s (pid %s).", self.name, proc.pid)
 
     def kill(self) -> None:
@@ -170,7 +171,7 @@ class ManagedProcess:
             self._signal_group(signal.SIGKILL)
             self._proc.wait(timeout=20)
             with _live_lock:
-                _live.discard(self)
+                _live.pop(id(self), None)
 
     def _signal_group(self, signum: int) -> None:
         assert self._proc is not None
@@ -190,8 +191,8 @@ class ManagedProcess:
 def stop_all() -> None:
     """Stop every process still registered (used at exit and on termination signals)."""
     with _live_lock:
-        remaining = list(_live)
-    for process in remaining:
+        remaining = list(_live.values())
+    for process in reversed(remaining):
         try:
             process.stop(timeout_seconds=10)
         except Exception:  # keep stopping the others
@@ -199,10 +200,15 @@ def stop_all() -> None:
 
 
 def install_signal_handlers() -> None:
-    """On SIGTERM/SIGHUP stop our processes, then let the previous handler act."""
+    """On SIGTERM/SIGHUP stop our processes, then end the run as Ctrl-C would.
+
+    A signal that is ignored (``nohup``) stays ignored; a handler installed before is called
+    after our processes are stopped, in place of ending the run.
+    """
     for signum in (signal.SIGTERM, signal.SIGHUP):
         previous = signal.getsignal(signum)
-        signal.signal(signum, _make_handler(previous))
+        if previous != signal.SIG_IGN:
+            signal.signal(signum, _make_handler(previous))
 
 
 def _make_handler(previous: object) -> Callable[[int, object], None]:
@@ -210,10 +216,10 @@ def _make_handler(previous: object) -> Callable[[int, object], None]:
         stop_all()
         if callable(previous):
             previous(signum, frame)
-        elif previous == signal.SIG_IGN:
             return
-        else:
-            raise SystemExit(128 + signum)
+        # pytest ends the session on KeyboardInterrupt (running the fixture teardowns);
+        # a SystemExit would only fail the current test and carry on.
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
 
     return handle
 
