@@ -524,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             step_started = time.monotonic()
             try:
                 result = step(lay)
-            except ProvisionError as exc:
+            except (ProvisionError, OSError, subprocess.SubprocessError) as exc:
                 say(f"FAILED: {title}: {exc}")
                 return 1
             elapsed = time.monotonic() - step_started
