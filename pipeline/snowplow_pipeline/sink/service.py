@@ -1,0 +1,169 @@
+"""Running a sink: set up the index, consume every topic of its kind, drain on the way out.
+
+The transport is injected: ``consume`` is any callable with the ``topics`` consume contract
+(``NsqConsumer.consume`` with its ``max_in_flight`` bound, or ``MemoryTopics.consume`` in
+tests), and ``failures`` any ``topics.Publisher``. So the same code runs on nsqd and in
+memory.
+
+Start-up waits for Elasticsearch (the operator may start both at once): the index template is
+put and the index created before the first message is consumed, so no document is ever
+indexed with dynamic defaults. A template or index that Elasticsearch refuses as wrong stops
+the process, since no message could be indexed correctly after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import elasticsearch
+from aiohttp import web
+
+from snowplow_pipeline import topics
+from snowplow_pipeline.sink import batching, handling, indexing, templates
+from snowplow_pipeline.sink.metrics import SinkMetrics
+from snowplow_pipeline.sink.settings import SinkSettings
+
+logger = logging.getLogger(__name__)
+
+Consume = Callable[[str, str, topics.Handler], Awaitable[None]]
+
+SETUP_RETRY_SECONDS = 1.0
+MAX_SETUP_RETRY_SECONDS = 15.0
+
+
+async def run(
+    settings: SinkSettings,
+    *,
+    consume: Consume,
+    failures: topics.Publisher,
+    metrics: SinkMetrics | None = None,
+) -> None:
+    """Serve ``/metrics`` and ``/healthz``, set up the index, then consume until ``consume``
+    returns (the transport was stopped) or this is cancelled; in-flight batches are sent."""
+    metrics = metrics or SinkMetrics.create()
+    client = indexing.connect(
+        urls=settings.elasticsearch.urls,
+        username=settings.elasticsearch.username,
+        password=_secret(settings),
+        request_timeout_seconds=settings.elasticsearch.request_timeout_seconds,
+    )
+    runner = await start_http(settings=settings, metrics=metrics)
+    batcher = build_batcher(settings=settings, client=client, metrics=metrics)
+    try:
+        await prepare_index(client, settings=settings)
+        handler = handling.MessageHandler(
+            kind=settings.kind,
+            index=settings.index_name,
+            batcher=batcher,
+            failures=failures,
+            metrics=metrics,
+        )
+        await consume_all(consume=consume, handler=handler, settings=settings)
+    finally:
+        await batcher.close()
+        await client.close()
+        await runner.cleanup()
+        logger.info("Sink %s stopped.", settings.kind)
+
+
+def build_batcher(
+    *, settings: SinkSettings, client: elasticsearch.AsyncElasticsearch, metrics: SinkMetrics
+) -> batching.Batcher:
+    writer = indexing.BulkWriter(
+        client,
+        initial_backoff_seconds=settings.retry.initial_backoff_seconds,
+        max_backoff_seconds=settings.retry.max_backoff_seconds,
+        metrics=metrics,
+    )
+    return batching.Batcher(
+        writer,
+        max_documents=settings.batch.max_documents,
+        max_bytes=settings.batch.max_bytes,
+        flush_after_seconds=settings.batch.flush_after_seconds,
+        max_concurrent_requests=settings.batch.max_concurrent_requests,
+        give_up_after_seconds=settings.retry.give_up_after_seconds,
+    )
+
+
+def index_template(settings: SinkSettings) -> dict[str, Any]:
+    build = templates.good_template if settings.kind == "good" else templates.bad_template
+    return build(
+        index=settings.index_name,
+        shards=settings.index.shards,
+        replicas=settings.index.replicas,
+        total_fields_limit=settings.index.total_fields_limit,
+        keyword_max_chars=settings.index.keyword_max_chars,
+    )
+
+
+async def prepare_index(
+    client: elasticsearch.AsyncElasticsearch, *, settings: SinkSettings
+) -> None:
+    """Put the template and create the index, waiting for Elasticsearch as long as it takes.
+
+    Raises ``indexing.ElasticsearchRequestError`` when Elasticsearch refuses the setup.
+    """
+    delay_seconds = SETUP_RETRY_SECONDS
+    while True:
+        try:
+            await indexing.ensure_index(
+                client, name=settings.index_name, template=index_template(settings)
+            )
+            return
+        except indexing.ElasticsearchUnavailableError as exc:
+            logger.warning(
+                "Elasticsearch is not available for index setup (%s); retrying in %.0f s.",
+                exc,
+                delay_seconds,
+            )
+        await asyncio.sleep(delay_seconds)
+        delay_seconds = min(delay_seconds * 2, MAX_SETUP_RETRY_SECONDS)
+
+
+async def consume_all(
+    *, consume: Consume, handler: handling.MessageHandler, settings: SinkSettings
+) -> None:
+    """Consume every topic of the sink's kind on its channel until all consumers return."""
+    channel = settings.channel
+    subscriptions = handling.TOPICS[settings.kind]
+    logger.info(
+        "Sink %s indexing %s into %s on channel %s.",
+        settings.kind,
+        ", ".join(subscriptions),
+        settings.index_name,
+        channel,
+    )
+    async with asyncio.TaskGroup() as group:
+        for topic in subscriptions:
+            group.create_task(consume(topic, channel, handler.for_topic(topic)))
+
+
+async def start_http(*, settings: SinkSettings, metrics: SinkMetrics) -> web.AppRunner:
+    """Listen for ``/metrics`` and ``/healthz``; the caller owns ``runner.cleanup()``."""
+
+    async def render_metrics(request: web.Request) -> web.Response:
+        return metrics.render()
+
+    async def render_health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "kind": settings.kind})
+
+    app = web.Application()
+    app.router.add_get("/metrics", render_metrics)
+    app.router.add_get("/healthz", render_health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host=settings.host, port=settings.port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    logger.info("Sink metrics on %s.", ", ".join(map(str, runner.addresses)))
+    return runner
+
+
+def _secret(settings: SinkSettings) -> str | None:
+    password = settings.elasticsearch.password
+    return password.get_secret_value() if password is not None else None
