@@ -17,6 +17,7 @@ import kubernetes
 import pytest
 import yaml
 
+from tests.components import layout
 from tests.components.es_server import ElasticsearchServer
 from tests.components.kube_cluster import KubeCluster
 from tests.components.nsq_server import NsqdServer
@@ -83,10 +84,11 @@ def test_rbac_forbids_a_user_without_bindings(kube_cluster: KubeCluster) -> None
     assert 'User "jane" cannot list resource "pods"' in json.loads(caught.value.body)["message"]
 
 
+WIDGET_CRD_NAME = "widgets.smoke.snowplow-mini.test"
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.smoke.snowplow-mini.test"},
+    "metadata": {"name": WIDGET_CRD_NAME},
     "spec": {
         "group": "smoke.snowplow-mini.test",
         "scope": "Namespaced",
@@ -120,7 +122,7 @@ WIDGET_CRD = {
 @pytest.fixture
 def widget_crd(api: kubernetes.client.ApiClient) -> Iterator[str]:
     extensions = kubernetes.client.ApiextensionsV1Api(api)
-    name = WIDGET_CRD["metadata"]["name"]  # type: ignore[index]
+    name = WIDGET_CRD_NAME
     extensions.create_custom_resource_definition(WIDGET_CRD)
     eventually(
         lambda: extensions.read_custom_resource_definition(name).status.conditions or [],
@@ -280,7 +282,7 @@ async def test_nsqd_restart_keeps_ports_and_unconsumed_messages(fresh_nsqd: Nsqd
 
 @pytest.mark.elasticsearch
 def test_document_is_indexed_and_found(
-    elasticsearch: ElasticsearchServer, component_versions: Any
+    elasticsearch: ElasticsearchServer, component_versions: layout.Versions
 ) -> None:
     client = es.Elasticsearch(elasticsearch.url, request_timeout=30)
     index = unique("smoke")
@@ -321,7 +323,9 @@ def run_helm(helm: pathlib.Path, *args: str) -> subprocess.CompletedProcess[str]
 
 
 @pytest.mark.helm
-def test_helm_is_the_pinned_version(helm: pathlib.Path, component_versions: Any) -> None:
+def test_helm_is_the_pinned_version(
+    helm: pathlib.Path, component_versions: layout.Versions
+) -> None:
     done = run_helm(helm, "version", "--template={{.Version}}")
 
     assert done.returncode == 0, done.stderr
