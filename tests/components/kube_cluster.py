@@ -441,4 +441,5 @@ def _tls_context(ca_file: pathlib.Path, pair: pki.KeyPair) -> ssl.SSLContext:
 
 def _get(url: str, context: ssl.SSLContext | None = None) -> str:
     with urllib.request.urlopen(url, timeout=5, context=context) as response:
-        return response.read().decode()
+        body: bytes = response.read()
+    return body.decode()

@@ -174,7 +174,7 @@ def install_binaries(lay: layout.Layout, built: dict[str, pathlib.Path]) -> None
 
 def go_download(module: str) -> dict[str, str]:
     """``go mod download -json`` of one module version; returns its JSON description."""
-    info = json.loads(run(["go", "mod", "download", "-json", module], env=go_env()))
+    info: dict[str, str] = json.loads(run(["go", "mod", "download", "-json", module], env=go_env()))
     if info.get("Error"):
         raise ProvisionError(f"the Go module proxy did not serve {module}: {info['Error']}")
     return info

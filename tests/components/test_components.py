@@ -146,9 +146,10 @@ def test_crd_schema_rejects_invalid_object_naming_the_field(
             "metadata": {"name": name},
             "spec": spec,
         }
-        return custom.create_namespaced_custom_object(
+        created: dict[str, Any] = custom.create_namespaced_custom_object(
             "smoke.snowplow-mini.test", "v1", namespace, "widgets", body
         )
+        return created
 
     accepted = create("good", {"replicas": 2, "colour": "red"})
     with pytest.raises(kubernetes.client.ApiException) as caught:
