@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print each enriched event to stdout as a TSV line",
     )
     local.set_defaults(run=_run_local)
+    _add_operator(commands)
     return parser
 
 
@@ -63,6 +64,38 @@ def _run_local(args: argparse.Namespace) -> int:
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(local.run(settings))
+    return 0
+
+
+def _add_operator(commands: Any) -> None:
+    operator = commands.add_parser(
+        "operator", help="Run the Kubernetes operator that reconciles SnowplowMini resources."
+    )
+    operator.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        dest="namespaces",
+        help="namespace to watch (repeatable; default: all namespaces)",
+    )
+    operator.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG)")
+    operator.add_argument("--workers", type=int, help="reconciles at the same time (default 4)")
+    operator.add_argument(
+        "--resync-seconds", type=float, help="reconcile every mini this often (default 300)"
+    )
+    operator.add_argument("--metrics-host", help="address of /metrics (default 127.0.0.1)")
+    operator.add_argument("--metrics-port", type=int, help="port of /metrics (default 0: off)")
+    operator.add_argument("--liveness-url", help="kopf liveness endpoint, e.g. http://h:p/healthz")
+    operator.set_defaults(run=_run_operator)
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    # Imported here: kopf and the Kubernetes client are needed by this subcommand only.
+    from snowplow_operator import running
+
+    names = ("namespaces", "kubeconfig", "workers", "resync_seconds", "metrics_host")
+    settings = running.OperatorSettings(**_given(args, *names, "metrics_port", "liveness_url"))
+    running.run(settings)
     return 0
 
 

@@ -1,0 +1,191 @@
+"""kopf wiring: watch SnowplowMinis and their children, and feed a work queue of reconciles.
+
+Only raw event handlers (``@kopf.on.event``) are registered, never change handlers, timers or
+daemons. That choice keeps kopf from putting a finalizer or its bookkeeping annotations on a
+SnowplowMini, so deleting one (or its namespace) never waits for the operator, and it makes
+reconciliation level-based: every trigger (a SnowplowMini listed at start-up or changed, a
+child changed or deleted, the periodic resync) enqueues the same full reconcile.
+
+A SnowplowMini's own status writes come back as watch events; those are skipped when
+``status.observedGeneration`` already equals ``metadata.generation``, so status does not loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Hashable
+from typing import Any
+
+import kopf
+
+from snowplow_operator import kube, metrics, naming, queueing, reconciling
+
+logger = logging.getLogger(__name__)
+
+registry = kopf.OperatorRegistry()
+
+# kopf resource selectors, as positional arguments: (group, version, plural) or (v1, plural).
+CHILD_RESOURCES: tuple[tuple[str, ...], ...] = (
+    ("apps", "v1", "deployments"),
+    ("batch", "v1", "jobs"),
+    ("v1", "services"),
+    ("v1", "configmaps"),
+    ("v1", "secrets"),
+)
+# A burst of child events (one rollout) collapses into one reconcile after this delay.
+CHILD_EVENT_DELAY_SECONDS = 0.5
+Key = tuple[str, str]
+
+
+@dataclasses.dataclass
+class OperatorOptions:
+    """What the entry point decides; handed to the handlers through kopf's memo."""
+
+    kubeconfig: str | None = None
+    workers: int = 4
+    resync_seconds: float = 300.0
+    namespaced: bool = True
+
+
+@dataclasses.dataclass
+class Runtime:
+    reconciler: reconciling.Reconciler
+    queue: queueing.WorkQueue
+    known: set[Key] = dataclasses.field(default_factory=set)
+    resync: asyncio.Task[None] | None = None
+
+
+@kopf.on.login(registry=registry)
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """Log kopf in with the same credentials as the reconciler's client."""
+    options: OperatorOptions = memo.options
+    configuration = kube.load_configuration(options.kubeconfig)
+    token = configuration.api_key.get("BearerToken") or configuration.api_key.get(
+        "authorization", ""
+    )
+    token = token.removeprefix("Bearer ").strip()
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        scheme="Bearer" if token else None,
+        token=token or None,
+    )
+
+
+@kopf.on.startup(registry=registry)
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    options: OperatorOptions = memo.options
+    configure(settings, namespaced=options.namespaced)
+
+    # Reconciles block on the official client; give them their own threads.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(options.workers + 2))
+    reconciler = reconciling.Reconciler(kube.Kube(kube.load_client(options.kubeconfig)))
+
+    async def work(key: Hashable) -> float | None:
+        namespace, name = key  # type: ignore[misc]
+        outcome = await asyncio.to_thread(reconciler.reconcile, namespace, name)
+        metrics.QUEUE_DEPTH.set(runtime.queue.depth())
+        return outcome.requeue_after_seconds
+
+    runtime = Runtime(
+        reconciler=reconciler, queue=queueing.WorkQueue(work, workers=options.workers)
+    )
+    runtime.queue.start()
+    runtime.resync = asyncio.create_task(_resync(runtime, options.resync_seconds))
+    memo.runtime = runtime
+
+
+def configure(settings: kopf.OperatorSettings, *, namespaced: bool) -> None:
+    """kopf settings: no kopf Events (ours are explicit), no finalizer, narrow watches."""
+    settings.posting.enabled = False
+    # kopf logs every raw event handler call at INFO; with a dozen children per mini that
+    # drowns the operator's own lines.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    settings.persistence.finalizer = f"{naming.GROUP}/finalizer"
+    settings.networking.request_timeout = 60.0
+    # Namespaced mode needs no cluster-wide list permissions for discovery.
+    settings.scanning.disabled = namespaced
+    # Children are filtered by the API server, so unrelated Secrets never reach the operator.
+    selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGER}"
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = selector
+
+
+@kopf.on.cleanup(registry=registry)
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is None:
+        return
+    if runtime.resync is not None:
+        runtime.resync.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.resync
+    await runtime.queue.stop()
+
+
+@kopf.on.event(naming.GROUP, naming.VERSION, naming.PLURAL, registry=registry)
+async def mini_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo.runtime
+    key = (body.metadata.namespace, body.metadata.name)
+    if event["type"] == "DELETED":
+        runtime.known.discard(key)
+        runtime.queue.forget(key)
+        metrics.MINIS.set(len(runtime.known))
+        return
+    first_sight = key not in runtime.known
+    runtime.known.add(key)
+    metrics.MINIS.set(len(runtime.known))
+    if first_sight or body.status.get("observedGeneration") != body.metadata.get("generation"):
+        runtime.queue.add(key)
+
+
+def _child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo) -> None:
+    owner = parent_of(body)
+    if owner is None:
+        return
+    delay = 0.0 if event["type"] == "DELETED" else CHILD_EVENT_DELAY_SECONDS
+    memo.runtime.queue.add(owner, delay)
+
+
+def parent_of(body: kopf.Body | dict[str, Any]) -> Key | None:
+    """The SnowplowMini that controls a child, from its owner reference."""
+    metadata = body.get("metadata", {})
+    for ref in metadata.get("ownerReferences", []):
+        if ref.get("kind") == naming.KIND and ref.get("apiVersion", "").startswith(naming.GROUP):
+            return (metadata.get("namespace"), ref.get("name"))
+    return None
+
+
+def _register_child_handlers() -> None:
+    for resource in CHILD_RESOURCES:
+
+        async def child_changed(
+            event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
+        ) -> None:
+            _child_event(event, body, memo)
+
+        kopf.on.event(
+            *resource,
+            id=f"child-{resource[-1]}",
+            labels={naming.LABEL_MANAGED_BY: naming.MANAGER},
+            registry=registry,
+        )(child_changed)
+
+
+_register_child_handlers()
+
+
+async def _resync(runtime: Runtime, interval_seconds: float) -> None:
+    """Reconcile every known SnowplowMini periodically: the safety net for missed events."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        for key in sorted(runtime.known):
+            runtime.queue.add(key)

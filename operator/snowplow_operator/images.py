@@ -1,0 +1,27 @@
+"""The one place for default container images.
+
+The pipeline image (collector, enrich and both sinks) follows the operator's own version, so an
+operator upgrade moves every SnowplowMini that does not pin ``spec.<component>.image`` to the
+matching pipeline; the third-party images are pinned here and bumped deliberately.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+PIPELINE_REPOSITORY = "ghcr.io/snowplow-mini-k8s/snowplow-mini-pipeline"
+NSQ = "nsqio/nsq:v1.3.0"
+ELASTICSEARCH = "docker.elastic.co/elasticsearch/elasticsearch:8.19.21"
+KIBANA = "docker.elastic.co/kibana/kibana:8.19.21"
+
+
+def operator_version() -> str:
+    """The installed version of this distribution, or ``0.0.0`` when run from a bare tree."""
+    try:
+        return importlib.metadata.version("snowplow-mini-k8s")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def pipeline() -> str:
+    return f"{PIPELINE_REPOSITORY}:{operator_version()}"

@@ -1,0 +1,68 @@
+"""The operator process: settings, metrics server and kopf, started by ``snowplow-mini operator``.
+
+kopf runs standalone (no peering objects), which fits the advised single replica with a
+Recreate strategy. Watching is namespaced when namespaces are given, cluster-wide otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import kopf
+import pydantic_settings
+from pydantic import Field
+
+from snowplow_operator import handlers, metrics
+
+logger = logging.getLogger(__name__)
+
+
+class OperatorSettings(pydantic_settings.BaseSettings):
+    """Settings of the operator process, from ``SNOWPLOW_OPERATOR_*`` and the command's flags."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="SNOWPLOW_OPERATOR_", extra="forbid"
+    )
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty: every namespace."
+    )
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig file; default: in-cluster, then $KUBECONFIG."
+    )
+    workers: int = Field(4, ge=1, le=64, description="Reconciles running at the same time.")
+    resync_seconds: float = Field(
+        300.0, gt=0, description="Every SnowplowMini is reconciled at least this often."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of the /metrics endpoint.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the /metrics endpoint (0: no metrics server)."
+    )
+    liveness_url: str | None = Field(
+        None, description="kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz."
+    )
+
+
+def run(settings: OperatorSettings) -> None:
+    """Run until interrupted (SIGINT/SIGTERM make kopf stop gracefully)."""
+    if settings.metrics_port:
+        metrics.serve(host=settings.metrics_host, port=settings.metrics_port)
+        logger.info("Serving metrics on %s:%d.", settings.metrics_host, settings.metrics_port)
+    options = handlers.OperatorOptions(
+        kubeconfig=settings.kubeconfig,
+        workers=settings.workers,
+        resync_seconds=settings.resync_seconds,
+        namespaced=bool(settings.namespaces),
+    )
+    logger.info(
+        "Starting the SnowplowMini operator for %s.",
+        ", ".join(settings.namespaces) if settings.namespaces else "all namespaces",
+    )
+    kopf.run(
+        registry=handlers.registry,
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=settings.liveness_url,
+        memo=kopf.Memo(options=options),
+    )
