@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print each enriched event to stdout as a TSV line",
     )
     local.set_defaults(run=_run_local)
+    _add_sink(commands)
     _add_operator(commands)
     return parser
 
@@ -64,6 +65,57 @@ def _run_local(args: argparse.Namespace) -> int:
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(local.run(settings))
+    return 0
+
+
+def _add_sink(commands: Any) -> None:
+    sink = commands.add_parser(
+        "sink", help="Index enriched events (good) or bad rows (bad) from nsqd into Elasticsearch."
+    )
+    sink.add_argument("kind", choices=["good", "bad"], help="which topics and index")
+    sink.add_argument(
+        "--nsqd-tcp-address",
+        action="append",
+        dest="nsqd_tcp_addresses",
+        help="nsqd TCP address to consume from (repeatable; default 127.0.0.1:4150)",
+    )
+    sink.add_argument(
+        "--lookupd-http-address",
+        action="append",
+        dest="lookupd_http_addresses",
+        help="nsqlookupd HTTP address to find nsqd (repeatable)",
+    )
+    sink.add_argument("--nsqd-http-address", help="nsqd HTTP address to publish failures to")
+    sink.add_argument(
+        "--elasticsearch-url",
+        action="append",
+        dest="urls",
+        help="Elasticsearch URL (repeatable; default http://127.0.0.1:9200)",
+    )
+    sink.add_argument("--index", dest="name", help="index to write to (default: the kind)")
+    sink.add_argument("--host", help="address of /healthz and /metrics (default 127.0.0.1)")
+    sink.add_argument("--port", type=int, help="port of /healthz and /metrics (default 8090)")
+    sink.set_defaults(run=_run_sink)
+
+
+def _run_sink(args: argparse.Namespace) -> int:
+    from snowplow_pipeline.sink import service
+    from snowplow_pipeline.sink import settings as sink_settings
+
+    groups = {
+        "nsq": _given(args, "nsqd_tcp_addresses", "lookupd_http_addresses", "nsqd_http_address"),
+        "elasticsearch": _given(args, "urls"),
+        "index": _given(args, "name"),
+    }
+    overrides = {name: group for name, group in groups.items() if group}
+    try:
+        settings = sink_settings.load(kind=args.kind, **overrides, **_given(args, "host", "port"))
+    except sink_settings.InvalidSettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    # The client logs every request at INFO; a sink sends several a second.
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    asyncio.run(service.run_on_nsq(settings))
     return 0
 
 

@@ -96,6 +96,25 @@ def rejected(document: Document, *, reason: str) -> dict[str, Any]:
     return badrows.generic_error(component=COMPONENT, errors=errors, payload=payload)
 
 
+def failure_message(row: dict[str, Any], *, max_bytes: int) -> bytes:
+    """The message for a bad row on the failure topic; a ``size_violation`` if it is too big.
+
+    A rejected document's bad row embeds the whole original message, so it can pass the
+    transport's message limit when the original was close to it.
+    """
+    message = badrows.serialize(row)
+    if len(message) <= max_bytes:
+        return message
+    violation = badrows.size_violation(
+        component=COMPONENT,
+        maximum_allowed_bytes=max_bytes,
+        actual_bytes=len(message),
+        expectation="a failed event must fit in one message of the failure topic",
+        payload=message.decode("utf-8", errors="replace"),
+    )
+    return badrows.serialize(violation)
+
+
 def content_id(message: bytes) -> str:
     return hashlib.sha256(message).hexdigest()[:40]
 

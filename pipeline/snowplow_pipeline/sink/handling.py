@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
-from snowplow_pipeline import badrows, topics
+from snowplow_pipeline import topics
 from snowplow_pipeline.sink import batching, documents, indexing
 from snowplow_pipeline.sink.metrics import SinkMetrics
 
@@ -49,8 +49,10 @@ class MessageHandler:
         batcher: batching.Batcher,
         failures: topics.Publisher,
         metrics: SinkMetrics,
+        max_failure_bytes: int = 1024 * 1024,
     ) -> None:
         self._convert = CONVERTERS[kind]
+        self._max_failure_bytes = max_failure_bytes
         self._index = index
         self._batcher = batcher
         self._failures = failures
@@ -86,7 +88,8 @@ class MessageHandler:
 
     async def _route(self, row: dict[str, object], *, topic: str, why: str) -> None:
         try:
-            await self._failures.publish(topics.BAD_ELASTICSEARCH_EVENTS, [badrows.serialize(row)])
+            message = documents.failure_message(row, max_bytes=self._max_failure_bytes)
+            await self._failures.publish(topics.BAD_ELASTICSEARCH_EVENTS, [message])
         except topics.PublishError:
             self._metrics.messages.labels(topic, "requeued").inc()
             raise

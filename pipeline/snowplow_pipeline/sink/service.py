@@ -14,14 +14,17 @@ the process, since no message could be indexed correctly after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import elasticsearch
 from aiohttp import web
 
-from snowplow_pipeline import topics
+from snowplow_pipeline import nsq, topics
 from snowplow_pipeline.sink import batching, handling, indexing, templates
 from snowplow_pipeline.sink.metrics import SinkMetrics
 from snowplow_pipeline.sink.settings import SinkSettings
@@ -60,6 +63,7 @@ async def run(
             batcher=batcher,
             failures=failures,
             metrics=metrics,
+            max_failure_bytes=settings.nsq.max_message_bytes,
         )
         await consume_all(consume=consume, handler=handler, settings=settings)
     finally:
@@ -67,6 +71,54 @@ async def run(
         await client.close()
         await runner.cleanup()
         logger.info("Sink %s stopped.", settings.kind)
+
+
+async def run_on_nsq(settings: SinkSettings) -> None:
+    """Run the sink on nsqd until SIGTERM or SIGINT, then drain.
+
+    The first signal stops consumption: handlers in flight get ``shutdown_timeout_seconds`` to
+    have their batches acknowledged; whatever is unfinished then is cancelled, and nsqd
+    redelivers it. A second signal cancels at once.
+    """
+    consumer = nsq.NsqConsumer(
+        nsqd_tcp_addresses=settings.nsq.nsqd_tcp_addresses,
+        lookupd_http_addresses=settings.nsq.lookupd_http_addresses,
+        options=nsq.ConsumerOptions(
+            msg_timeout_seconds=settings.nsq.msg_timeout_seconds,
+            drain_timeout_seconds=settings.shutdown_timeout_seconds,
+        ),
+    )
+    consume = functools.partial(consumer.consume, max_in_flight=settings.nsq.max_in_flight)
+    publisher = nsq.NsqPublisher(
+        http_address=settings.nsq.nsqd_http_address,
+        max_message_bytes=settings.nsq.max_message_bytes,
+    )
+    async with publisher:
+        task = asyncio.create_task(run(settings, consume=consume, failures=publisher))
+        _stop_on_signals(
+            task=task, consumer=consumer, timeout_seconds=settings.shutdown_timeout_seconds
+        )
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _stop_on_signals(
+    *, task: asyncio.Task[None], consumer: nsq.NsqConsumer, timeout_seconds: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    signals_seen: list[int] = []
+
+    def stop() -> None:
+        signals_seen.append(1)
+        if len(signals_seen) > 1:
+            task.cancel()
+            return
+        logger.info("Stopping: draining messages in flight for up to %.0f s.", timeout_seconds)
+        consumer.stop()
+        loop.call_later(timeout_seconds + 5, task.cancel)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
 
 
 def build_batcher(

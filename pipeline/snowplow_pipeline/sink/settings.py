@@ -19,6 +19,7 @@ import pydantic
 import pydantic_settings
 from pydantic import BaseModel, Field
 
+from snowplow_pipeline import nsq
 from snowplow_pipeline.sink import templates
 
 ENV_PREFIX = "SNOWPLOW_SINK_"
@@ -96,7 +97,8 @@ class RetrySettings(BaseModel):
 
 class NsqSettings(BaseModel):
     nsqd_tcp_addresses: list[str] = Field(
-        default_factory=list, description="nsqd TCP addresses (host:port) to consume from."
+        default_factory=lambda: ["127.0.0.1:4150"],
+        description="nsqd TCP addresses (host:port) to consume from.",
     )
     lookupd_http_addresses: list[str] = Field(
         default_factory=list, description="nsqlookupd HTTP addresses to find nsqd instances."
@@ -115,6 +117,18 @@ class NsqSettings(BaseModel):
     msg_timeout_seconds: float | None = Field(
         default=None, gt=0, description="nsqd's redelivery timeout for this consumer."
     )
+    max_message_bytes: int = Field(
+        default=nsq.DEFAULT_MAX_MESSAGE_BYTES,
+        gt=1024,
+        description="nsqd's --max-msg-size; a larger failure becomes a size_violation.",
+    )
+
+    @pydantic.field_validator("nsqd_tcp_addresses", "lookupd_http_addresses")
+    @classmethod
+    def _hosts_and_ports(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            nsq.split_address(address.removeprefix("http://").rstrip("/"))
+        return addresses
 
     @pydantic.model_validator(mode="after")
     def _has_a_source(self) -> NsqSettings:
@@ -143,7 +157,9 @@ class SinkSettings(pydantic_settings.BaseSettings):
     )
     batch: BatchSettings = Field(default_factory=BatchSettings, description="Bulk batching.")
     retry: RetrySettings = Field(default_factory=RetrySettings, description="Bulk retries.")
-    nsq: NsqSettings = Field(description="Where to consume from and publish failures to.")
+    nsq: NsqSettings = Field(
+        default_factory=NsqSettings, description="Where to consume from and publish failures to."
+    )
     shutdown_timeout_seconds: float = Field(
         default=30.0, ge=0, description="How long shutdown waits for messages in flight."
     )
