@@ -16,6 +16,7 @@ import pytest
 
 from snowplow_pipeline import badrows, topics
 from snowplow_pipeline.sink import handling, service
+from snowplow_pipeline.sink.metrics import SinkMetrics
 from snowplow_pipeline.sink.settings import SinkSettings
 from tests.components.es_server import ElasticsearchServer
 
@@ -68,6 +69,11 @@ class RunningSink:
     topics: topics.MemoryTopics
     failures: RecordingPublisher
     client: elasticsearch.AsyncElasticsearch
+    metrics: SinkMetrics = dataclasses.field(default_factory=SinkMetrics.create)
+
+    def messages(self, topic: str, outcome: str) -> float | None:
+        labels = {"topic": topic, "outcome": outcome}
+        return self.metrics.registry.get_sample_value("sink_messages_total", labels)
 
     @property
     def index(self) -> str:
@@ -135,7 +141,9 @@ async def run_sink(
             subscribed.add(topic)
             await memory.consume(topic, channel, handler)
 
-        task = asyncio.create_task(service.run(settings, consume=consume, failures=sink.failures))
+        task = asyncio.create_task(
+            service.run(settings, consume=consume, failures=sink.failures, metrics=sink.metrics)
+        )
         tasks.append(task)
         expected = set(handling.TOPICS[settings.kind])
 

@@ -128,6 +128,8 @@ async def test_mapping_conflict_is_routed_with_elasticsearchs_reason(run_sink: A
     assert error.startswith(f"Elasticsearch rejected the document for index {sink.index}: ")
     assert "document_parsing_exception" in error
     assert "failed to parse field [contexts_com_acme_cart_1.items] of type [long]" in error
+    assert sink.messages(topics.ENRICHED_EVENTS, "indexed") == 1
+    assert sink.messages(topics.ENRICHED_EVENTS, "routed") == 1
 
 
 async def test_event_past_the_field_limit_is_routed_with_the_reason(run_sink: Any) -> None:
