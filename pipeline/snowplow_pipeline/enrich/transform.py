@@ -304,7 +304,7 @@ def derive_tstamp(fields: dict[str, str]) -> str:
     if not created or not sent:
         return collector
     created_at, sent_at, collected_at = (
-        datetime.datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=datetime.UTC)
+        datetime.datetime.fromisoformat(t).replace(tzinfo=datetime.UTC)
         for t in (created, sent, collector)
     )
     if created_at >= sent_at:
