@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--schemas", help="a local folder of schemas in Iglu layout")
     local.add_argument("--max-events", type=int, help="events kept in memory (default 10000)")
     local.add_argument(
+        "--enrichments", help="a folder of enrichment config files in upstream's JSON format"
+    )
+    local.add_argument(
         "--output-tsv",
         action="store_true",
         default=None,
@@ -59,12 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_local(args: argparse.Namespace) -> int:
     from snowplow_pipeline import local
+    from snowplow_pipeline.enrich import enrichments
 
     settings = local.LocalSettings(
-        **_given(args, "host", "port", "iglu_resolver", "schemas", "max_events", "output_tsv")
+        **_given(
+            args,
+            "host",
+            "port",
+            "iglu_resolver",
+            "schemas",
+            "max_events",
+            "output_tsv",
+            "enrichments",
+        )
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(local.run(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(local.run(settings))
+    except enrichments.EnrichmentConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from snowplow_pipeline import badrows, collector, events_api, topics
 from snowplow_pipeline import store as store_module
 from snowplow_pipeline.collector import settings as collector_settings
+from snowplow_pipeline.enrich import enrichments as enrichment_configs
 from snowplow_pipeline.enrich import processing
 from snowplow_pipeline.iglu import resolving
 
@@ -45,6 +46,9 @@ class LocalSettings(pydantic_settings.BaseSettings):
     output_tsv: bool = pydantic.Field(
         False, description="Also print each enriched event to stdout as a TSV line."
     )
+    enrichments: Path | None = pydantic.Field(
+        None, description="A folder of enrichment config files (upstream's JSON); none if unset."
+    )
 
 
 def build_resolver(settings: LocalSettings) -> resolving.Resolver:
@@ -60,9 +64,15 @@ class LocalMini:
     def __init__(self, settings: LocalSettings) -> None:
         self.settings = settings
         self.topics = topics.MemoryTopics()
+        # Enrichment configs first: their problems stop start-up before anything is opened.
+        self.enrichments = (
+            enrichment_configs.load_enrichments(settings.enrichments)
+            if settings.enrichments
+            else []
+        )
         self.resolver = build_resolver(settings)
         self.store = store_module.EventStore(max_events=settings.max_events)
-        self.enricher = processing.Enricher(resolver=self.resolver)
+        self.enricher = processing.Enricher(resolver=self.resolver, enrichments=self.enrichments)
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
 
@@ -101,6 +111,7 @@ class LocalMini:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.resolver.close()
+        enrichment_configs.close_enrichments(self.enrichments)
 
     async def _enrich(self, message: bytes) -> None:
         outcome = await self.enricher.process(message)

@@ -19,7 +19,7 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 from snowplow_analytics_sdk import event_transformer
 
-from snowplow_pipeline import enriched
+from snowplow_pipeline import cli, enriched, local
 from snowplow_pipeline.enrich import enrichments, processing
 from snowplow_pipeline.enrich.enrichments import anonymisation, jsonpaths, loading
 from snowplow_pipeline.iglu import resolving
@@ -972,3 +972,43 @@ def test_missing_folder_is_a_config_error(tmp_path: Path):
         enrichments.load_enrichments(tmp_path / "nowhere")
 
     assert caught.value.problems == [f"{tmp_path / 'nowhere'}: not a folder of enrichment configs"]
+
+
+# Wiring into the local Mini
+
+
+def test_local_command_takes_an_enrichments_folder(folder: Path, monkeypatch: pytest.MonkeyPatch):
+    args = cli.build_parser().parse_args(["local", "--enrichments", str(folder)])
+    monkeypatch.setenv("SNOWPLOW_MINI_ENRICHMENTS", "/from/environment")
+
+    settings = local.LocalSettings(**cli._given(args, "enrichments"))
+
+    assert args.enrichments == str(folder)
+    assert settings.enrichments == folder
+    assert local.LocalSettings().enrichments == Path("/from/environment")
+
+
+async def test_local_mini_runs_the_configured_enrichments(folder: Path, schema_folder: Path):
+    write_config(folder, "anon_ip", {"anonOctets": 1})
+    settings = local.LocalSettings(enrichments=folder, schemas=schema_folder)
+
+    mini = local.LocalMini(settings)
+    try:
+        outcome = await mini.enricher.process(get_payload(PAGE_VIEW))
+    finally:
+        await mini.resolver.close()
+
+    assert enriched.from_tsv(outcome.good[0])["user_ipaddress"] == "203.0.113.x"
+
+
+def test_local_command_reports_config_problems_and_exits_2(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+):
+    write_config(folder, "anon_ip", {"anonOctets": 0})
+
+    code = cli.main(["local", "--port", "0", "--enrichments", str(folder)])
+
+    assert code == 2
+    assert "anon_ip.json: data.parameters.anonOctets: expected a number >= 1, got integer 0" in (
+        capsys.readouterr().err
+    )
