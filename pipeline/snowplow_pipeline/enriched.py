@@ -14,6 +14,7 @@ Where the SDKs disagree we follow the canonical names and the Scala SDK's types:
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -87,17 +88,17 @@ class EnrichedFormatError(ValueError):
 
 def format_timestamp(moment: datetime.datetime) -> str:
     """The TSV timestamp form: ``yyyy-MM-dd HH:mm:ss.SSS`` in UTC."""
-    moment = moment.astimezone(datetime.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    naive_utc = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+    return naive_utc.isoformat(sep=" ", timespec="milliseconds")
 
 
 def format_epoch_ms(epoch_ms: int) -> str:
     return format_timestamp(datetime.datetime.fromtimestamp(epoch_ms / 1000, tz=datetime.UTC))
 
 
-def to_tsv(event: Mapping[str, str | None]) -> str:
+def to_tsv(event: Mapping[str, str]) -> str:
     """Write one line. Values must already be TSV-safe (enrich cleans them)."""
-    return "\t".join(event.get(name) or "" for name in FIELDS)
+    return "\t".join(map(event.get, FIELDS, itertools.repeat("")))
 
 
 def from_tsv(line: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from snowplow_pipeline import payloads
 
@@ -100,15 +100,26 @@ def to_raw_events(payload: payloads.CollectorPayload) -> list[RawEvent]:
 
 def parse_querystring(querystring: str | None) -> dict[str, str]:
     """Decode a query string; a repeated name keeps its last value."""
+    parameters: dict[str, str] = {}
     if not querystring:
-        return {}
+        return parameters
     try:
-        pairs = parse_qsl(querystring, keep_blank_values=True, errors="strict")
-    except (UnicodeDecodeError, ValueError) as exc:
+        for pair in querystring.split("&"):
+            if pair:
+                name, _, value = pair.partition("=")
+                parameters[_unquote(name)] = _unquote(value)
+    except UnicodeDecodeError as exc:
         raise PayloadEncodingError(
             f"query string is not valid UTF-8 after decoding: {exc}"
         ) from exc
-    return dict(pairs)
+    return parameters
+
+
+def _unquote(text: str) -> str:
+    """Form decoding (``+`` is a space), strict about UTF-8; most values need none."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, errors="strict") if "%" in text else text
 
 
 def _single_event(
