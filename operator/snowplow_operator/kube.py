@@ -117,12 +117,12 @@ class Kube:
                 body={"propagationPolicy": "Background"},
             )
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        """Merge-patch the status subresource; lists in ``status`` are replaced whole."""
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource with ``patch`` (``None`` removes a field)."""
         return self._call(
             "PATCH",
             path(naming.API_VERSION, naming.KIND, namespace, name) + "/status",
-            body={"status": status},
+            body={"status": patch},
             content_type="application/merge-patch+json",
         )
 

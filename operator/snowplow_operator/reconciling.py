@@ -199,7 +199,9 @@ class Reconciler:
         if status == previous:
             return
         meta = body["metadata"]
-        self.kube.patch_status(meta["namespace"], meta["name"], status)
+        self.kube.patch_status(
+            meta["namespace"], meta["name"], statuses.merge_patch(previous, status)
+        )
         self._post_transitions(body, previous, status)
 
     def _post_transitions(self, body: Object, previous: Object, status: Object) -> None:

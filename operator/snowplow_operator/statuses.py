@@ -169,3 +169,18 @@ def _component_entry(state: ComponentState) -> dict[str, Any]:
     if state.image:
         entry["image"] = state.image
     return entry
+
+
+def merge_patch(old: Status, new: Status) -> Status:
+    """A JSON merge patch turning ``old`` into ``new``: removed keys become ``None``.
+
+    Lists are replaced whole, as merge patches do (conditions are written as one list).
+    """
+    patch: Status = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        elif value != before:
+            patch[key] = value
+    return patch

@@ -173,3 +173,14 @@ def test_blocked_status_names_the_problem_and_keeps_component_conditions() -> No
     )
     assert ready["message"] == "spec.a: got 1, expected 2; spec.b: missing"
     assert conditions.find(status["conditions"], "EnrichReady")["observedGeneration"] == 3
+
+
+def test_status_merge_patch_removes_what_is_gone_and_keeps_what_is_equal() -> None:
+    old = {"endpoints": {"collector": "c", "kibana": "k"}, "observedGeneration": 1, "x": 1}
+    new = {"endpoints": {"collector": "c"}, "observedGeneration": 2}
+
+    assert statuses.merge_patch(old, new) == {
+        "x": None,
+        "endpoints": {"kibana": None},
+        "observedGeneration": 2,
+    }

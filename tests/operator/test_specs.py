@@ -59,7 +59,8 @@ def test_every_problem_is_reported_with_its_field_path() -> None:
         ),
         pytest.param(
             {"iglu": {"registries": [{"name": "a", "uri": "http://a"}] * 2}},
-            "spec.iglu.registries: got [{'name': 'a', 'uri': 'http://a'}, {'name': 'a', 'uri': '..., "
+            "spec.iglu.registries: got [{'name': 'a', 'uri': 'http://a'}, "
+            "{'name': 'a', 'uri': '..., "
             "duplicate registry names: a",
             id="duplicate-registries",
         ),
