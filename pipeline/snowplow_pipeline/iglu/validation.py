@@ -14,6 +14,12 @@ issues, which is a different bad row from invalid data.
 
 Compiled validators are cached per schema key; the schema object itself is checked with
 ``is`` first, as the resolver hands out the same dict until its cache entry is refreshed.
+
+Speed: most events are valid, and jsonschema is slow at saying so (tens of microseconds per
+entity). Each schema is therefore also compiled with fastjsonschema, which answers "valid"
+some thirty times faster; only when it says "invalid" does jsonschema run, to produce the
+reports, and its verdict is the one returned. The fast path is used only for schemas without
+``$ref`` (fastjsonschema would fetch remote references) and with the same format checks.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ import collections
 import dataclasses
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import referencing.exceptions
 from jsonschema import Draft4Validator
@@ -60,6 +67,7 @@ class _Compiled:
     schema: dict[str, Any]
     validator: Draft4Validator | None
     issues: list[dict[str, str]]
+    is_valid_fast: Callable[[Any], Any] | None = None
 
 
 _compiled: collections.OrderedDict[SchemaKey, _Compiled] = collections.OrderedDict()
@@ -74,6 +82,12 @@ def validate(key: SchemaKey, schema: dict[str, Any], instance: Any) -> list[dict
     compiled = _compile(key, schema)
     if compiled.validator is None:
         raise InvalidSchemaError(key, compiled.issues)
+    if compiled.is_valid_fast is not None:
+        try:
+            compiled.is_valid_fast(instance)
+            return []
+        except Exception:  # any doubt is settled by jsonschema below
+            pass
     try:
         errors = list(compiled.validator.iter_errors(instance))
     except (re.error, referencing.exceptions.Unresolvable) as exc:
@@ -108,13 +122,36 @@ def _compile(key: SchemaKey, schema: dict[str, Any]) -> _Compiled:
         return cached
     issues = check_schema(key, schema)
     validator = None if issues else Draft4Validator(schema, format_checker=_FORMAT_CHECKER)
-    compiled = _Compiled(schema=schema, validator=validator, issues=issues)
+    fast = None if issues else _compile_fast(schema)
+    compiled = _Compiled(schema=schema, validator=validator, issues=issues, is_valid_fast=fast)
 
     _compiled[key] = compiled
     _compiled.move_to_end(key)
     while len(_compiled) > _CACHED_VALIDATORS:
         _compiled.popitem(last=False)
     return compiled
+
+
+def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
+    """A fastjsonschema validator with draft 4 semantics and our format checks, if possible."""
+    if '"$ref"' in json.dumps(schema):
+        return None
+    definition = {key: value for key, value in schema.items() if key != "self"}
+    definition["$schema"] = "http://json-schema.org/draft-04/schema#"
+    try:
+        return fastjsonschema.compile(definition, formats=_FAST_FORMATS, use_default=False)
+    except Exception:  # a schema it cannot compile just takes the slow path
+        return None
+
+
+def _fast_format(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        return _FORMAT_CHECKER.conforms(value, name)
+
+    return check
+
+
+_FAST_FORMATS = {name: _fast_format(name) for name in _FORMAT_CHECKER.checkers}
 
 
 def _self_issues(key: SchemaKey, block: Any) -> list[dict[str, str]]:
