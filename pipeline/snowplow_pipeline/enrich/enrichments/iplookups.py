@@ -6,6 +6,8 @@ available, memory-mapped). The address looked up is ``user_ipaddress``, before t
 anonymisation enrichment masks it. An address a database does not know, or a value that is no
 IP address, leaves the fields empty; a database that cannot be read at lookup time is an
 enrichment failure, so that the event is kept as a bad row instead of passing without geo.
+What an address gave is kept in an LRU, so that a visitor's later events cost one dictionary
+hit; failures are not kept.
 
 Remote databases are never downloaded: a remote ``uri`` is a config problem asking for a local
 copy. The ``asn`` database of 2-0-1 is accepted but not used yet.
@@ -13,6 +15,7 @@ copy. The ``asn`` database of 2-0-1 is accepted but not used yet.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -24,6 +27,7 @@ from snowplow_pipeline.enrich.enrichments import assets, configs
 logger = logging.getLogger(__name__)
 
 DATABASES = ("geo", "isp", "domain", "connectionType")
+CACHED_ADDRESSES = 4096
 
 
 class IpLookups:
@@ -31,13 +35,23 @@ class IpLookups:
         self.identity = identity
         self.readers = readers
         self.fillers = [(name, reader, _FILLERS[name]) for name, reader in readers.items()]
+        # Events from one visitor share an address: remember what each address gave.
+        self.lookup = functools.lru_cache(maxsize=CACHED_ADDRESSES)(self._lookup)
 
     def enrich(
         self, fields: dict[str, str], event: adapters.RawEvent, derived: list[dict[str, Any]]
     ) -> None:
         address = fields.get("user_ipaddress")
-        if not address:
-            return
+        if address:
+            fields.update(self.lookup(address))
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+
+    def _lookup(self, address: str) -> tuple[tuple[str, str], ...]:
+        """The fields every database gives for ``address``; failures are raised, not cached."""
+        found: dict[str, str] = {}
         for name, reader, fill in self.fillers:
             try:
                 record = reader.get(address)
@@ -47,11 +61,8 @@ class IpLookups:
             except (maxminddb.InvalidDatabaseError, OSError) as exc:
                 raise self.identity.failure(f"the {name} database cannot be read: {exc}") from exc
             if isinstance(record, dict):
-                fill(record, fields)
-
-    def close(self) -> None:
-        for reader in self.readers.values():
-            reader.close()
+                fill(record, found)
+        return tuple(found.items())
 
 
 def build(config: configs.EnrichmentConfig) -> IpLookups | None:
