@@ -110,8 +110,8 @@ def _add_sink(commands: Any) -> None:
         help="Elasticsearch URL (repeatable; default http://127.0.0.1:9200)",
     )
     sink.add_argument("--index", dest="name", help="index to write to (default: the kind)")
-    sink.add_argument("--host", help="address of /healthz and /metrics (default 127.0.0.1)")
-    sink.add_argument("--port", type=int, help="port of /healthz and /metrics (default 8090)")
+    sink.add_argument("--host", help="address of /health and /metrics (default 127.0.0.1)")
+    sink.add_argument("--port", type=int, help="port of /health and /metrics (default 8090)")
     sink.set_defaults(run=_run_sink)
 
 

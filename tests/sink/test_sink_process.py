@@ -51,12 +51,12 @@ class SinkProcess:
         wait_until(
             self._is_healthy,
             timeout_seconds=START_SECONDS,
-            what=f"the sink's /healthz on port {self.port}",
+            what=f"the sink's /health on port {self.port}",
             process=self.process,
         )
 
     def _is_healthy(self) -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
             return r.status == 200
 
 

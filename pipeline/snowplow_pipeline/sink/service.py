@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import signal
@@ -43,20 +44,27 @@ async def run(
     consume: Consume,
     failures: topics.Publisher,
     metrics: SinkMetrics | None = None,
+    is_connected: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Serve ``/metrics`` and ``/healthz``, set up the index, then consume until ``consume``
-    returns (the transport was stopped) or this is cancelled; in-flight batches are sent."""
+    """Serve ``/metrics`` and ``/health``, set up the index, then consume until ``consume``
+    returns (the transport was stopped) or this is cancelled; in-flight batches are sent.
+
+    ``/health`` answers 200 once the index is set up while ``is_connected()`` (the transport
+    has a connection), else 503.
+    """
     metrics = metrics or SinkMetrics.create()
+    health = Health(is_connected=is_connected)
     client = indexing.connect(
         urls=settings.elasticsearch.urls,
         username=settings.elasticsearch.username,
         password=_secret(settings),
         request_timeout_seconds=settings.elasticsearch.request_timeout_seconds,
     )
-    runner = await start_http(settings=settings, metrics=metrics)
+    runner = await start_http(settings=settings, metrics=metrics, health=health)
     batcher = build_batcher(settings=settings, client=client, metrics=metrics)
     try:
         await prepare_index(client, settings=settings)
+        health.is_index_ready = True
         handler = handling.MessageHandler(
             kind=settings.kind,
             index=settings.index_name,
@@ -94,7 +102,14 @@ async def run_on_nsq(settings: SinkSettings) -> None:
         max_message_bytes=settings.nsq.max_message_bytes,
     )
     async with publisher:
-        task = asyncio.create_task(run(settings, consume=consume, failures=publisher))
+        task = asyncio.create_task(
+            run(
+                settings,
+                consume=consume,
+                failures=publisher,
+                is_connected=consumer.is_connected,
+            )
+        )
         _stop_on_signals(
             task=task, consumer=consumer, timeout_seconds=settings.shutdown_timeout_seconds
         )
@@ -193,18 +208,36 @@ async def consume_all(
             group.create_task(consume(topic, channel, handler.for_topic(topic)))
 
 
-async def start_http(*, settings: SinkSettings, metrics: SinkMetrics) -> web.AppRunner:
-    """Listen for ``/metrics`` and ``/healthz``; the caller owns ``runner.cleanup()``."""
+@dataclasses.dataclass
+class Health:
+    """What ``/health`` reports: ready once the index is set up, while the transport is up."""
+
+    is_connected: Callable[[], bool]
+    is_index_ready: bool = False
+
+    def describe(self) -> tuple[int, str]:
+        if not self.is_index_ready:
+            return 503, "setting up the index"
+        if not self.is_connected():
+            return 503, "not connected to the transport"
+        return 200, "ok"
+
+
+async def start_http(
+    *, settings: SinkSettings, metrics: SinkMetrics, health: Health
+) -> web.AppRunner:
+    """Listen for ``/metrics`` and ``/health``; the caller owns ``runner.cleanup()``."""
 
     async def render_metrics(request: web.Request) -> web.Response:
         return metrics.render()
 
     async def render_health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "kind": settings.kind})
+        status, state = health.describe()
+        return web.json_response({"status": state, "kind": settings.kind}, status=status)
 
     app = web.Application()
     app.router.add_get("/metrics", render_metrics)
-    app.router.add_get("/healthz", render_health)
+    app.router.add_get("/health", render_health)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -147,8 +147,8 @@ class SinkSettings(pydantic_settings.BaseSettings):
     kind: Literal["good", "bad"] = Field(
         description="good: EnrichedEvents into the good index; bad: bad rows into bad."
     )
-    host: str = Field(default="127.0.0.1", description="Address of /metrics and /healthz.")
-    port: int = Field(default=8090, ge=0, le=65535, description="Port of /metrics and /healthz.")
+    host: str = Field(default="127.0.0.1", description="Address of /metrics and /health.")
+    port: int = Field(default=8090, ge=0, le=65535, description="Port of /metrics and /health.")
     elasticsearch: ElasticsearchSettings = Field(
         default_factory=ElasticsearchSettings, description="Where to index."
     )
