@@ -294,7 +294,7 @@ async def test_referrer_gives_medium_source_and_term(
     assert event.get("refr_term") == term
 
 
-async def test_remote_referer_database_falls_back_to_the_bundled_one_with_a_warning(
+def test_remote_referer_database_falls_back_to_the_bundled_one_with_a_warning(
     folder: Path, caplog: pytest.LogCaptureFixture
 ):
     write_config(folder, "referer_parser", referer_parameters(), version="2-0-0")
@@ -965,6 +965,41 @@ def test_combined_list_form_is_read_and_its_problems_name_the_item(folder: Path)
         'all.json: data[1].data.parameters.cookies: expected array, got string "sp"'
     ]
     assert [type(e).__name__ for e in loaded] == ["CookieExtractor", "IpAnonymisation"]
+
+
+async def test_a_folder_in_upstreams_style_loads_and_enriches_without_downloading(
+    schema_folder: Path,
+):
+    # Remote uris, disabled configs with remote databases, and upstream enrichments this Mini
+    # does not run: the shape of the default folders shipped with upstream's Mini.
+    folder = Path(__file__).parent / "data" / "upstream_style"
+    loaded = enrichments.load_enrichments(folder)
+    enricher = processing.Enricher(resolver=resolving.Resolver([]), enrichments=loaded)
+    message = get_payload(
+        {
+            **PAGE_VIEW,
+            "url": "https://shop.test/?utm_source=news",
+            "refr": "https://duckduckgo.com/?q=boots",
+            "ua": CHROME_MAC,
+        }
+    )
+
+    event = await raw_event(enricher, message)
+    await enricher.resolver.close()
+
+    assert [type(e).__name__ for e in loaded] == [
+        "UserAgentParser",
+        "RefererParser",
+        "CampaignAttribution",
+        "EventFingerprint",
+    ]
+    assert (event["refr_source"], event["refr_term"], event["mkt_source"]) == (
+        "DuckDuckGo",
+        "boots",
+        "news",
+    )
+    assert derived(event, UA_CONTEXT)[0]["useragentFamily"] == "Chrome"
+    assert event["user_ipaddress"] == "203.0.113.9"
 
 
 def test_missing_folder_is_a_config_error(tmp_path: Path):

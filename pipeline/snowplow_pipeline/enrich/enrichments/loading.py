@@ -9,10 +9,11 @@ enabled config is then built, which finds the problems a schema cannot see (a re
 not compile, a database file that is missing). All problems of all files are collected and
 raised together as one ``EnrichmentConfigError``, each as ``file: JSON path: what``.
 
-Disabled configs are validated but not built: upstream's default folders ship disabled
-configs whose remote databases this Mini could never read. Upstream enrichments this Mini does
-not implement are skipped when disabled and an error when enabled. The run order is fixed by
-``KINDS``, never by file names.
+Only ``*.json`` files are read, so a README beside them does no harm. Disabled configs are
+validated but not built: upstream's default folders ship disabled configs whose remote
+databases this Mini could never read. Upstream enrichments this Mini does not implement are
+skipped when disabled and an error when enabled. The run order is fixed by ``KINDS``, never by
+file names.
 """
 
 from __future__ import annotations
