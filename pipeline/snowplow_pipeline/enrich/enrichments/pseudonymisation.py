@@ -73,8 +73,9 @@ class PiiPseudonymisation:
             self._pseudonymise_unstruct(fields)
         if self.json_rules.get("contexts") and fields.get("contexts"):
             self._pseudonymise_contexts(fields)
-        for index, entity in enumerate(derived):
-            derived[index] = self._pseudonymise("derived_contexts", entity)
+        if self.json_rules.get("derived_contexts"):
+            for index, entity in enumerate(derived):
+                derived[index] = self._pseudonymise("derived_contexts", entity)
 
     def _pseudonymise_unstruct(self, fields: dict[str, str]) -> None:
         inner = json.loads(fields["unstruct_event"])["data"]
@@ -91,12 +92,14 @@ class PiiPseudonymisation:
     def _pseudonymise(self, field: str, entity: dict[str, Any]) -> dict[str, Any]:
         """The entity with its chosen values hashed: a copy if anything changed, else itself."""
         schema = entity["schema"]
+        rules = [rule for rule in self.json_rules[field] if _matches(rule.criterion, schema)]
+        if not rules:
+            return entity
         hash_leaf = functools.partial(self._hash_leaf, label=f"{field}: {schema}")
-        for rule in self.json_rules.get(field, ()):
-            if _matches(rule.criterion, schema):
-                data = jsonpaths.replace(entity["data"], rule.steps, hash_leaf)
-                if data is not entity["data"]:
-                    entity = {**entity, "data": data}
+        for rule in rules:
+            data = jsonpaths.replace(entity["data"], rule.steps, hash_leaf)
+            if data is not entity["data"]:
+                entity = {**entity, "data": data}
         return entity
 
     def _hash_leaf(self, value: Any, where: str, *, label: str) -> Any:
