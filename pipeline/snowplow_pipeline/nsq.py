@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aiohttp
+import pydantic
 
 from snowplow_pipeline import topics
 
@@ -55,6 +56,7 @@ _CLOSE_WAIT = b"CLOSE_WAIT"
 # Errors after which nsqd keeps the connection open: the message had already timed out.
 _NON_FATAL_ERRORS = (b"E_FIN_FAILED", b"E_REQ_FAILED", b"E_TOUCH_FAILED")
 _CONNECT_TIMEOUT_SECONDS = 10.0
+_CLOSE_TIMEOUT_SECONDS = 5.0
 _MPUB_HEADER_BYTES = 4
 _MPUB_PREFIX_BYTES = 4
 
@@ -77,6 +79,37 @@ class NsqProtocolError(Exception):
 
 
 # --- publishing ----------------------------------------------------------------------------
+
+
+class PublisherSettings(pydantic.BaseModel):
+    """The settings group of a process that publishes to nsqd (its ``NSQ__*`` variables)."""
+
+    nsqd_http_address: str = pydantic.Field(
+        "127.0.0.1:4151", description="nsqd HTTP address (host:port) to publish to."
+    )
+    max_message_bytes: int = pydantic.Field(
+        DEFAULT_MAX_MESSAGE_BYTES, gt=0, description="nsqd's --max-msg-size; larger is refused."
+    )
+    max_body_bytes: int = pydantic.Field(
+        DEFAULT_MAX_BODY_BYTES, gt=0, description="nsqd's --max-body-size; publishes are split."
+    )
+    publish_timeout_seconds: float = pydantic.Field(
+        10.0, gt=0, description="How long one publish request to nsqd may take."
+    )
+
+    @pydantic.field_validator("nsqd_http_address")
+    @classmethod
+    def _host_and_port(cls, address: str) -> str:
+        split_address(address.removeprefix("http://").rstrip("/"))
+        return address
+
+    def build_publisher(self) -> NsqPublisher:
+        return NsqPublisher(
+            http_address=self.nsqd_http_address,
+            max_message_bytes=self.max_message_bytes,
+            max_body_bytes=self.max_body_bytes,
+            timeout_seconds=self.publish_timeout_seconds,
+        )
 
 
 class NsqPublisher:
@@ -266,6 +299,7 @@ class _Connection:
         self.msg_timeout_seconds = int(identity.get("msg_timeout", 60_000)) / 1000
         self.ready = 0
         self.is_closing = False
+        self.is_write_closed = False
 
     @classmethod
     async def open(
@@ -288,7 +322,7 @@ class _Connection:
 
     @property
     def is_open(self) -> bool:
-        return not self.writer.is_closing()
+        return not self.is_write_closed and not self.writer.is_closing()
 
     async def read_frame(self) -> tuple[int, bytes]:
         return await _read_frame(self.reader)
@@ -310,6 +344,13 @@ class _Connection:
             self.is_closing = True
             self.ready = 0
             self.send(encode_command(b"CLS"))
+
+    def finish_writing(self) -> None:
+        """Send no more commands; nsqd closes the connection once it has read them all."""
+        if self.is_open:
+            self.is_write_closed = True
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
 
     async def close(self) -> None:
         self.writer.close()
@@ -704,21 +745,37 @@ class _Subscription:
     # -- shutdown
 
     async def _drain(self) -> None:
-        """RDY 0 and CLS everywhere, then wait (bounded) for the handlers in flight."""
+        """RDY 0 and CLS everywhere, wait (bounded) for the handlers, then close cleanly."""
         self._cancel_pause()
         for connection in list(self.connections.values()):
             connection.start_close()
+        await self._wait_for_handlers()
+
+        # Half-close: nsqd reads every FIN and REQ before it sees the end, then closes its
+        # side, which ends our read loops. Closing at once could reset the connection instead.
+        for connection in list(self.connections.values()):
+            connection.finish_writing()
+        if self.supervisors:
+            await asyncio.wait(list(self.supervisors.values()), timeout=_CLOSE_TIMEOUT_SECONDS)
+
+    async def _wait_for_handlers(self) -> None:
+        """Wait up to ``drain_timeout_seconds``; then cancel the rest (they requeue)."""
         deadline = time.monotonic() + self.options.drain_timeout_seconds
         while self.handling and time.monotonic() < deadline:
             await asyncio.wait(list(self.handling), timeout=deadline - time.monotonic())
-        if self.handling:
-            logger.warning(
-                "%d handlers on %s/%s did not finish within %.0f s; their messages are requeued.",
-                len(self.handling),
-                self.topic,
-                self.channel,
-                self.options.drain_timeout_seconds,
-            )
+        if not self.handling:
+            return
+        logger.warning(
+            "%d handlers on %s/%s did not finish within %.0f s; their messages are requeued.",
+            len(self.handling),
+            self.topic,
+            self.channel,
+            self.options.drain_timeout_seconds,
+        )
+        remaining = list(self.handling)
+        for task in remaining:
+            task.cancel()
+        await asyncio.gather(*remaining, return_exceptions=True)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

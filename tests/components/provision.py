@@ -34,6 +34,7 @@ from typing import IO
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 from tests.components import layout
+from tests.trackers import layout as tracker_layout
 
 HEARTBEAT_SECONDS = 60.0
 K8S_BUILD_TAGS = "selinux,notest,grpcnotrace"
@@ -482,6 +483,73 @@ def ensure_elasticsearch_user(lay: layout.Layout) -> str:
     return f"created system user {name}"
 
 
+def provision_debian_packages(lay: layout.Layout) -> str:
+    """chromium (for the browser tracker) and wrk (for the benchmarks), from Debian's archive.
+
+    A warm run only checks that their programs exist. When one is missing, the package lists
+    are updated once and the missing packages installed; that needs root, as apt-get does.
+    """
+    binaries = tracker_layout.current().debian_binaries
+    missing = [name for name, program in binaries.items() if not program.is_file()]
+    if not missing:
+        return "already installed: " + ", ".join(binaries)
+    if os.geteuid() != 0:
+        raise ProvisionError(
+            f"{', '.join(missing)} missing and not root: run "
+            f"`apt-get update && apt-get install -y {' '.join(missing)}` as root"
+        )
+    require_tool("apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    logs = lay.build_dir("apt")
+    logs.mkdir(parents=True, exist_ok=True)
+    run(["apt-get", "update"], env=env, log=logs / "update.log")
+    run(["apt-get", "install", "-y", *missing], env=env, log=logs / "install.log")
+    still_missing = [name for name in missing if not binaries[name].is_file()]
+    if still_missing:
+        raise ProvisionError(f"apt-get installed {', '.join(still_missing)} without its program")
+    return "installed: " + ", ".join(missing)
+
+
+def provision_npm_packages(lay: layout.Layout) -> str:
+    """The JavaScript trackers and playwright-core, each into ``<cache>/npm/<name>-<version>``.
+
+    Installed with ``--ignore-scripts``: none of them needs an install script, and it keeps any
+    package from fetching a browser or binary of its own.
+    """
+    packages = tracker_layout.current().all
+    missing = [package for package in packages if not package.is_installed()]
+    if not missing:
+        return "already installed: " + ", ".join(f"{p.name}@{p.version}" for p in packages)
+    require_tool("node")
+    npm = require_tool("npm")
+    logs = lay.build_dir("npm")
+    logs.mkdir(parents=True, exist_ok=True)
+    for package in missing:
+        partial = package.folder.with_name(package.folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(partial),
+                "--ignore-scripts",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                f"{package.name}@{package.version}",
+            ],
+            env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"),
+            log=logs / f"{package.folder.name}.log",
+        )
+        shutil.rmtree(package.folder, ignore_errors=True)
+        partial.rename(package.folder)
+        if not package.is_installed():
+            raise ProvisionError(f"npm did not install {package.name}@{package.version}")
+    return "installed: " + ", ".join(f"{p.name}@{p.version}" for p in missing)
+
+
 STEPS: tuple[tuple[str, Callable[[layout.Layout], str]], ...] = (
     ("Kubernetes control plane, etcd and kwok", provision_kubernetes),
     ("kwok stages", provision_kwok_stages),
@@ -489,6 +557,8 @@ STEPS: tuple[tuple[str, Callable[[layout.Layout], str]], ...] = (
     ("Helm", provision_helm),
     ("Elasticsearch", provision_elasticsearch),
     ("Elasticsearch user", ensure_elasticsearch_user),
+    ("chromium and wrk (Debian)", provision_debian_packages),
+    ("JavaScript trackers and playwright-core (npm)", provision_npm_packages),
 )
 
 
