@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.set_defaults(run=_run_local)
     _add_sink(commands)
+    _add_enrich(commands)
     _add_operator(commands)
     return parser
 
@@ -133,6 +134,53 @@ def _run_sink(args: argparse.Namespace) -> int:
     # The client logs every request at INFO; a sink sends several a second.
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     asyncio.run(service.run_on_nsq(settings))
+    return 0
+
+
+def _add_enrich(commands: Any) -> None:
+    enrich = commands.add_parser(
+        "enrich", help="Enrich collector payloads from nsqd into enriched events and bad rows."
+    )
+    enrich.add_argument(
+        "--nsqd-tcp-address",
+        action="append",
+        dest="nsqd_tcp_addresses",
+        help="nsqd TCP address to consume from (repeatable; default 127.0.0.1:4150)",
+    )
+    enrich.add_argument(
+        "--lookupd-http-address",
+        action="append",
+        dest="lookupd_http_addresses",
+        help="nsqlookupd HTTP address to find nsqd (repeatable)",
+    )
+    enrich.add_argument("--nsqd-http-address", help="nsqd HTTP address to publish to")
+    enrich.add_argument("--iglu", dest="iglu_resolver", help="a Snowplow resolver config file")
+    enrich.add_argument("--enrichments", help="a folder of enrichment configs")
+    enrich.add_argument("--max-in-flight", type=int, help="payloads enriched at once")
+    enrich.add_argument("--host", help="address of /health and /metrics (default 127.0.0.1)")
+    enrich.add_argument("--port", type=int, help="port of /health and /metrics (default 8081)")
+    enrich.set_defaults(run=_run_enrich)
+
+
+def _run_enrich(args: argparse.Namespace) -> int:
+    from snowplow_pipeline.enrich import enrichments, service
+    from snowplow_pipeline.enrich import settings as enrich_settings
+    from snowplow_pipeline.iglu import resolving
+
+    nsq_group = _given(
+        args, "nsqd_tcp_addresses", "lookupd_http_addresses", "nsqd_http_address", "max_in_flight"
+    )
+    overrides = _given(args, "iglu_resolver", "enrichments", "host", "port")
+    try:
+        settings = enrich_settings.load(**overrides, **({"nsq": nsq_group} if nsq_group else {}))
+        asyncio.run(service.run(settings))
+    except (
+        enrich_settings.InvalidSettingsError,
+        resolving.ResolverConfigError,
+        enrichments.EnrichmentConfigError,
+    ) as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,0 +1,145 @@
+"""Enrich settings: one pydantic settings object, read from ``SNOWPLOW_ENRICH_*``.
+
+The NSQ group uses the same names as the sinks' (``SNOWPLOW_ENRICH_NSQ__NSQD_TCP_ADDRESSES``,
+``SNOWPLOW_ENRICH_NSQ__NSQD_HTTP_ADDRESS``, ...), so the operator wires every consumer the same
+way. Nested fields are set with a double underscore; lists are given as JSON
+(``SNOWPLOW_ENRICH_NSQ__NSQD_TCP_ADDRESSES='["nsqd:4150"]'``).
+
+``load`` is the only place that reads the environment; it lists every problem at once, each
+with the environment variable that sets it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pydantic_settings
+from pydantic import Field
+
+from snowplow_pipeline import nsq, topics
+
+ENV_PREFIX = "SNOWPLOW_ENRICH_"
+ENV_NESTED_DELIMITER = "__"
+NAME_PATTERN = r"^[.a-zA-Z0-9_-]{1,64}(#ephemeral)?$"  # nsqd's rule for topics and channels
+
+
+class InvalidSettingsError(ValueError):
+    """The settings cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid enrich settings:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class NsqSettings(nsq.PublisherSettings):
+    """Where enrich reads collector payloads and where it writes its outputs."""
+
+    nsqd_tcp_addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:4150"],
+        description="nsqd TCP addresses (host:port) to consume from.",
+    )
+    lookupd_http_addresses: list[str] = Field(
+        default_factory=list, description="nsqlookupd HTTP addresses to find more nsqd."
+    )
+    input_topic: str = Field(
+        topics.RAW_EVENTS, pattern=NAME_PATTERN, description="Topic of collector payloads."
+    )
+    channel: str = Field("enrich", pattern=NAME_PATTERN, description="Channel on input_topic.")
+    enriched_topic: str = Field(
+        topics.ENRICHED_EVENTS, pattern=NAME_PATTERN, description="Topic of enriched TSV lines."
+    )
+    bad_topic: str = Field(
+        topics.BAD_ENRICHED_EVENTS, pattern=NAME_PATTERN, description="Topic of bad rows."
+    )
+    max_in_flight: int = Field(100, ge=1, description="Collector payloads enriched at once.")
+    msg_timeout_seconds: float | None = Field(
+        None,
+        ge=1,
+        description="How long nsqd waits before redelivering a payload; nsqd's own when unset.",
+    )
+
+    @pydantic.field_validator("nsqd_tcp_addresses", "lookupd_http_addresses")
+    @classmethod
+    def _host_and_port(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            nsq.split_address(address.removeprefix("http://"))
+        return addresses
+
+    @pydantic.model_validator(mode="after")
+    def _has_a_source(self) -> NsqSettings:
+        if not self.nsqd_tcp_addresses and not self.lookupd_http_addresses:
+            raise ValueError("give nsqd_tcp_addresses or lookupd_http_addresses (or both)")
+        return self
+
+
+class EnrichSettings(pydantic_settings.BaseSettings):
+    """Everything the enrich process needs; see the module docstring for the variables."""
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, extra="forbid"
+    )
+
+    host: str = Field("127.0.0.1", description="Address of /health and /metrics.")
+    port: int = Field(8081, ge=0, le=65535, description="Port of /health and /metrics.")
+    nsq: NsqSettings = Field(default_factory=NsqSettings, description="Topics and addresses.")
+    iglu_resolver: Path | None = Field(
+        None, description="A Snowplow resolver config (JSON); Iglu Central when not given."
+    )
+    enrichments: Path | None = Field(
+        None, description="A folder of upstream enrichment configs (JSON); none when not given."
+    )
+    max_attempts_on_error: int = Field(
+        5,
+        ge=1,
+        description="Tries of a payload whose processing fails unexpectedly before it becomes "
+        "a generic_error bad row.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        30.0, ge=0, description="How long shutdown waits for payloads in flight."
+    )
+
+    @pydantic.field_validator("enrichments")
+    @classmethod
+    def _is_a_folder(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_dir():
+            raise ValueError("expected an existing folder")
+        return path
+
+
+def load(**overrides: Any) -> EnrichSettings:
+    """Read the settings from the process environment; ``overrides`` win over it.
+
+    Raises ``InvalidSettingsError`` listing every problem with its environment variable.
+    """
+    try:
+        return EnrichSettings(**overrides)
+    except pydantic.ValidationError as exc:
+        raise InvalidSettingsError([_describe(error) for error in exc.errors()]) from exc
+    except pydantic_settings.SettingsError as exc:
+        # The environment source stops at the first value that is not valid JSON, and names
+        # only the top-level field it was filling.
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + (field.group(1).upper() if field else "*")
+        raise InvalidSettingsError(
+            [f"{name} (or one of {name}__*): not valid JSON, expected a JSON list or object"]
+        ) from exc
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable that sets the field at ``loc`` of a validation error."""
+    names = []
+    for part in loc:
+        if not isinstance(part, str) or part.startswith("["):
+            break
+        names.append(part)
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(names).upper()
+
+
+def _describe(error: Any) -> str:
+    received = repr(error.get("input"))
+    if len(received) > 60:
+        received = received[:57] + "..."
+    return f"{env_name(error['loc'])}: {error['msg']} (got {received})"
