@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import pydantic
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.set_defaults(run=_run_local)
     _add_sink(commands)
     _add_enrich(commands)
+    _add_collector(commands)
     _add_operator(commands)
     return parser
 
@@ -184,6 +186,47 @@ def _run_enrich(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_collector(commands: Any) -> None:
+    collector = commands.add_parser(
+        "collector", help="Collect events from trackers and publish collector payloads to nsqd."
+    )
+    collector.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    collector.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    collector.add_argument("--nsqd-http-address", help="nsqd HTTP address to publish to")
+    collector.set_defaults(run=_run_collector)
+
+
+def _run_collector(args: argparse.Namespace) -> int:
+    from snowplow_pipeline import nsq as nsq_boundary
+    from snowplow_pipeline.collector import service
+    from snowplow_pipeline.collector import settings as collector_settings
+
+    # TODO: CollectorSettings has no NSQ group yet, so this process extends it with one; once
+    # the collector package adds ``nsq: nsq.PublisherSettings`` itself, this class goes away.
+    # The variables stay the same: SNOWPLOW_COLLECTOR_NSQ__NSQD_HTTP_ADDRESS and its siblings.
+    class CollectorProcessSettings(collector_settings.CollectorSettings):
+        nsq: nsq_boundary.PublisherSettings = pydantic.Field(
+            default_factory=nsq_boundary.PublisherSettings,
+            description="Where collector payloads are published.",
+        )
+
+    overrides = _given(args, "host", "port")
+    if args.nsqd_http_address is not None:
+        overrides["nsq"] = {"nsqd_http_address": args.nsqd_http_address}
+    try:
+        settings = CollectorProcessSettings(**overrides)
+    except pydantic.ValidationError as exc:
+        print(env_problems(exc, prefix=collector_settings.ENV_PREFIX), file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        async with settings.nsq.build_publisher() as publisher:
+            await _run_until_signal(service.serve(settings, publisher))
+
+    asyncio.run(serve())
+    return 0
+
+
 def _add_operator(commands: Any) -> None:
     operator = commands.add_parser(
         "operator", help="Run the Kubernetes operator that reconciles SnowplowMini resources."
@@ -214,6 +257,27 @@ def _run_operator(args: argparse.Namespace) -> int:
     settings = running.OperatorSettings(**_given(args, *names, "metrics_port", "liveness_url"))
     running.run(settings)
     return 0
+
+
+async def _run_until_signal(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until SIGTERM or SIGINT cancels it (it drains on cancellation)."""
+    task = asyncio.create_task(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def env_problems(exc: pydantic.ValidationError, *, prefix: str) -> str:
+    """Each problem of ``exc`` with the environment variable that sets the field."""
+    lines = [f"Invalid settings ({exc.error_count()} problems):"]
+    for error in exc.errors():
+        names = [part for part in error["loc"] if isinstance(part, str)]
+        received = repr(error.get("input"))
+        received = received if len(received) <= 60 else received[:57] + "..."
+        lines.append(f"  {prefix}{'__'.join(names).upper()}: {error['msg']} (got {received})")
+    return "\n".join(lines)
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
