@@ -130,3 +130,20 @@ async def test_close_sends_the_open_batch_and_waits_for_it() -> None:
 
     assert writer.batches == [["doc-0"]]
     assert await pending is None
+
+
+async def test_abandon_cancels_the_requests_under_way_and_the_handlers_waiting_on_them() -> None:
+    hold = asyncio.Event()
+    batcher = batcher_for(RecordingWriter(hold=hold), max_documents=1, flush_after_seconds=60)
+    sent = asyncio.create_task(batcher.index(document(0)))
+    batcher_open = batcher_for(RecordingWriter(), max_documents=100, flush_after_seconds=60)
+    waiting = asyncio.create_task(batcher_open.index(document(1)))
+    await asyncio.sleep(0)
+
+    batcher.abandon()
+    batcher_open.abandon()
+
+    results = await asyncio.wait_for(
+        asyncio.gather(sent, waiting, return_exceptions=True), timeout=WAIT_SECONDS
+    )
+    assert [type(r) for r in results] == [asyncio.CancelledError] * 2

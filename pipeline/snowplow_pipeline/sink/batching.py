@@ -49,7 +49,7 @@ class Batcher:
         self._bytes = 0
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._sends: set[asyncio.Task[None]] = set()
+        self._sends: dict[asyncio.Task[None], list[asyncio.Future[str | None]]] = {}
 
     async def index(self, document: Document) -> str | None:
         """Return once Elasticsearch has answered for ``document``: ``None`` when it is
@@ -74,9 +74,11 @@ class Batcher:
             self._timer = None
         if not self._documents:
             return
-        task = asyncio.create_task(self._send(self._documents, self._futures, self._deadline))
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
+        task = asyncio.create_task(
+            self._send(documents=self._documents, futures=self._futures, deadline=self._deadline)
+        )
+        self._sends[task] = self._futures
+        task.add_done_callback(self._forget)
         self._documents, self._futures, self._bytes = [], [], 0
 
     async def close(self) -> None:
@@ -84,6 +86,26 @@ class Batcher:
         self.flush()
         if self._sends:
             await asyncio.gather(*self._sends, return_exceptions=True)
+
+    def abandon(self) -> None:
+        """Cancel every request under way and fail the open batch, without waiting.
+
+        For shutdown by cancellation: the waiting handlers are cancelled too, and the transport
+        delivers their messages again later.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for future in self._futures:
+            future.cancel()
+        self._documents, self._futures, self._bytes = [], [], 0
+        for task, futures in self._sends.items():
+            task.cancel()
+            for future in futures:  # a task cancelled before it started cannot do it itself
+                future.cancel()
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._sends.pop(task, None)
 
     def _add(self, document: Document, future: asyncio.Future[str | None]) -> None:
         if not self._documents:
@@ -95,7 +117,11 @@ class Batcher:
         self._bytes += document.size_bytes
 
     async def _send(
-        self, documents: list[Document], futures: list[asyncio.Future[str | None]], deadline: float
+        self,
+        *,
+        documents: list[Document],
+        futures: list[asyncio.Future[str | None]],
+        deadline: float,
     ) -> None:
         try:
             outcomes = await self._write(documents, deadline)

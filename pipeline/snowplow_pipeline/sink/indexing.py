@@ -114,7 +114,7 @@ class BulkWriter:
         while True:
             # Send what is left; keep what failed transiently for the next round.
             try:
-                pending = await self._send_round(documents, pending, outcomes)
+                pending = await self._send_round(documents, pending=pending, outcomes=outcomes)
                 problem = f"{len(pending)} documents failed transiently"
             except ElasticsearchUnavailableError as exc:
                 problem = str(exc)
@@ -138,7 +138,7 @@ class BulkWriter:
             backoff_seconds = min(backoff_seconds * 2, self._max_backoff_seconds)
 
     async def _send_round(
-        self, documents: Sequence[Document], pending: list[int], outcomes: list[str | None]
+        self, documents: Sequence[Document], *, pending: list[int], outcomes: list[str | None]
     ) -> list[int]:
         """One bulk request for the ``pending`` documents; fills ``outcomes`` and returns the
         positions that failed transiently."""

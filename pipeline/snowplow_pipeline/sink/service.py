@@ -14,7 +14,6 @@ the process, since no message could be indexed correctly after it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -74,8 +73,10 @@ async def run(
             max_failure_bytes=settings.nsq.max_message_bytes,
         )
         await consume_all(consume=consume, handler=handler, settings=settings)
-    finally:
         await batcher.close()
+    finally:
+        # Cancelled (or failed): give up what is under way; the transport redelivers it.
+        batcher.abandon()
         await client.close()
         await runner.cleanup()
         logger.info("Sink %s stopped.", settings.kind)
@@ -113,8 +114,10 @@ async def run_on_nsq(settings: SinkSettings) -> None:
         _stop_on_signals(
             task=task, consumer=consumer, timeout_seconds=settings.shutdown_timeout_seconds
         )
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # The signal handlers cancel ``task``, not this coroutine: wait for it to end either way.
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.result()
 
 
 def _stop_on_signals(
