@@ -85,16 +85,20 @@ class PublisherSettings(pydantic.BaseModel):
     """The settings group of a process that publishes to nsqd (its ``NSQ__*`` variables)."""
 
     nsqd_http_address: str = pydantic.Field(
-        "127.0.0.1:4151", description="nsqd HTTP address (host:port) to publish to."
+        default="127.0.0.1:4151", description="nsqd HTTP address (host:port) to publish to."
     )
     max_message_bytes: int = pydantic.Field(
-        DEFAULT_MAX_MESSAGE_BYTES, gt=0, description="nsqd's --max-msg-size; larger is refused."
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        gt=0,
+        description="nsqd's --max-msg-size; larger is refused.",
     )
     max_body_bytes: int = pydantic.Field(
-        DEFAULT_MAX_BODY_BYTES, gt=0, description="nsqd's --max-body-size; publishes are split."
+        default=DEFAULT_MAX_BODY_BYTES,
+        gt=0,
+        description="nsqd's --max-body-size; publishes are split.",
     )
     publish_timeout_seconds: float = pydantic.Field(
-        10.0, gt=0, description="How long one publish request to nsqd may take."
+        default=10.0, gt=0, description="How long one publish request to nsqd may take."
     )
 
     @pydantic.field_validator("nsqd_http_address")
@@ -668,13 +672,16 @@ class _Subscription:
         except asyncio.CancelledError:
             connection.send(encode_command(b"REQ", message.id, b"0"))
             raise
-        except Exception:
+        except Exception as exc:
+            # A warning without traceback: the handler knows whether its failure is a defect
+            # worth a traceback (and logs it) or an outage (nsqd, Elasticsearch) that is not.
             delay = self._requeue_delay(message)
-            logger.exception(
-                "Handler failed on %s/%s (attempt %d); the message comes back in %.1f s.",
+            logger.warning(
+                "Handler failed on %s/%s (attempt %d): %s; the message comes back in %.1f s.",
                 self.topic,
                 self.channel,
                 message.attempts,
+                _describe(exc),
                 delay,
             )
             connection.send(encode_command(b"REQ", message.id, str(int(delay * 1000)).encode()))

@@ -148,11 +148,13 @@ async def test_payload_that_keeps_failing_becomes_a_generic_error_after_the_last
 def test_settings_name_the_variable_of_every_problem(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SNOWPLOW_ENRICH_NSQ__MAX_IN_FLIGHT", "0")
     monkeypatch.setenv("SNOWPLOW_ENRICH_NSQ__CHANNEL", "no spaces")
+    monkeypatch.setenv("SNOWPLOW_ENRICH_NSQ__NSQD_HTTP_ADDRESS", "nsqd-without-port")
 
     with pytest.raises(enrich_settings.InvalidSettingsError) as caught:
         enrich_settings.load(enrichments="/no/such/folder")
 
     assert [problem.split(":")[0] for problem in caught.value.problems] == [
+        "SNOWPLOW_ENRICH_NSQ__NSQD_HTTP_ADDRESS",
         "SNOWPLOW_ENRICH_NSQ__CHANNEL",
         "SNOWPLOW_ENRICH_NSQ__MAX_IN_FLIGHT",
         "SNOWPLOW_ENRICH_ENRICHMENTS",

@@ -113,6 +113,12 @@ class EnrichHandler:
             attempts = self._count_error(message)
             if attempts < self.settings.max_attempts_on_error:
                 self.metrics.failures.labels("error").inc()
+                logger.warning(
+                    "Enriching a payload failed unexpectedly (attempt %d of %d); retrying it.",
+                    attempts,
+                    self.settings.max_attempts_on_error,
+                    exc_info=True,
+                )
                 raise
             logger.exception(
                 "Enriching a payload failed %d times; it becomes a generic_error bad row.",

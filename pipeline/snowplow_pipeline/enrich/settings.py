@@ -45,25 +45,31 @@ class NsqSettings(nsq.PublisherSettings):
         default_factory=list, description="nsqlookupd HTTP addresses to find more nsqd."
     )
     input_topic: str = Field(
-        topics.RAW_EVENTS, pattern=NAME_PATTERN, description="Topic of collector payloads."
+        default=topics.RAW_EVENTS, pattern=NAME_PATTERN, description="Topic of collector payloads."
     )
-    channel: str = Field("enrich", pattern=NAME_PATTERN, description="Channel on input_topic.")
+    channel: str = Field(
+        default="enrich", pattern=NAME_PATTERN, description="Channel on input_topic."
+    )
     enriched_topic: str = Field(
-        topics.ENRICHED_EVENTS, pattern=NAME_PATTERN, description="Topic of enriched TSV lines."
+        default=topics.ENRICHED_EVENTS,
+        pattern=NAME_PATTERN,
+        description="Topic of enriched TSV lines.",
     )
     bad_topic: str = Field(
-        topics.BAD_ENRICHED_EVENTS, pattern=NAME_PATTERN, description="Topic of bad rows."
+        default=topics.BAD_ENRICHED_EVENTS, pattern=NAME_PATTERN, description="Topic of bad rows."
     )
-    max_in_flight: int = Field(100, ge=1, description="Collector payloads enriched at once.")
+    max_in_flight: int = Field(
+        default=100, ge=1, description="Collector payloads enriched at once."
+    )
     msg_timeout_seconds: float | None = Field(
-        None,
+        default=None,
         ge=1,
         description="How long nsqd waits before redelivering a payload; nsqd's own when unset.",
     )
 
     @pydantic.field_validator("nsqd_tcp_addresses", "lookupd_http_addresses")
     @classmethod
-    def _host_and_port(cls, addresses: list[str]) -> list[str]:
+    def _addresses_have_ports(cls, addresses: list[str]) -> list[str]:
         for address in addresses:
             nsq.split_address(address.removeprefix("http://"))
         return addresses
@@ -82,23 +88,24 @@ class EnrichSettings(pydantic_settings.BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, extra="forbid"
     )
 
-    host: str = Field("127.0.0.1", description="Address of /health and /metrics.")
-    port: int = Field(8081, ge=0, le=65535, description="Port of /health and /metrics.")
+    host: str = Field(default="127.0.0.1", description="Address of /health and /metrics.")
+    port: int = Field(default=8081, ge=0, le=65535, description="Port of /health and /metrics.")
     nsq: NsqSettings = Field(default_factory=NsqSettings, description="Topics and addresses.")
     iglu_resolver: Path | None = Field(
-        None, description="A Snowplow resolver config (JSON); Iglu Central when not given."
+        default=None, description="A Snowplow resolver config (JSON); Iglu Central when not given."
     )
     enrichments: Path | None = Field(
-        None, description="A folder of upstream enrichment configs (JSON); none when not given."
+        default=None,
+        description="A folder of upstream enrichment configs (JSON); none when not given.",
     )
     max_attempts_on_error: int = Field(
-        5,
+        default=5,
         ge=1,
         description="Tries of a payload whose processing fails unexpectedly before it becomes "
         "a generic_error bad row.",
     )
     shutdown_timeout_seconds: float = Field(
-        30.0, ge=0, description="How long shutdown waits for payloads in flight."
+        default=30.0, ge=0, description="How long shutdown waits for payloads in flight."
     )
 
     @pydantic.field_validator("enrichments")
