@@ -197,24 +197,14 @@ def _add_collector(commands: Any) -> None:
 
 
 def _run_collector(args: argparse.Namespace) -> int:
-    from snowplow_pipeline import nsq as nsq_boundary
     from snowplow_pipeline.collector import service
     from snowplow_pipeline.collector import settings as collector_settings
-
-    # TODO: CollectorSettings has no NSQ group yet, so this process extends it with one; once
-    # the collector package adds ``nsq: nsq.PublisherSettings`` itself, this class goes away.
-    # The variables stay the same: SNOWPLOW_COLLECTOR_NSQ__NSQD_HTTP_ADDRESS and its siblings.
-    class CollectorProcessSettings(collector_settings.CollectorSettings):
-        nsq: nsq_boundary.PublisherSettings = pydantic.Field(
-            default_factory=nsq_boundary.PublisherSettings,
-            description="Where collector payloads are published.",
-        )
 
     overrides = _given(args, "host", "port")
     if args.nsqd_http_address is not None:
         overrides["nsq"] = {"nsqd_http_address": args.nsqd_http_address}
     try:
-        settings = CollectorProcessSettings(**overrides)
+        settings = collector_settings.CollectorSettings(**overrides)
     except pydantic.ValidationError as exc:
         print(env_problems(exc, prefix=collector_settings.ENV_PREFIX), file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import pydantic_settings
 from pydantic import BaseModel, Field
 
 from snowplow_pipeline import badrows
+from snowplow_pipeline import nsq as nsq_boundary
 
 ENV_PREFIX = "SNOWPLOW_COLLECTOR_"
 ENV_NESTED_DELIMITER = "__"
@@ -158,6 +159,10 @@ class CollectorSettings(pydantic_settings.BaseSettings):
     )
     shutdown_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long shutdown waits for requests in flight."
+    )
+    nsq: nsq_boundary.PublisherSettings = Field(
+        default_factory=nsq_boundary.PublisherSettings,
+        description="Where the collector command publishes (the local Mini does not use it).",
     )
 
 
