@@ -5,9 +5,9 @@ publishes to nsqd's ``RawEvents``, and the test reads the messages back over nsq
 and decodes each with ``payloads.deserialize``. nsqd's own counters say when nothing more is
 pending, so a test asserts exact counts without waiting for silence.
 
-The collector runs in the test's event loop (``collector.start`` with an ``NsqPublisher``);
-trackers that block (the Python one) run in a thread and the JavaScript ones in a subprocess,
-so the loop keeps serving while they send.
+The collector is the real ``snowplow-mini collector`` process. Trackers that block (the Python
+one) run in a thread and the JavaScript ones in a subprocess, so the test's event loop keeps
+reading ``RawEvents`` while they send.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import os
 import pathlib
 import signal
+import sys
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Sequence
@@ -28,9 +29,11 @@ import pytest
 
 from snowplow_pipeline import collector, nsq, payloads, topics
 from tests.components.nsq_server import NsqdServer
+from tests.components.processes import ManagedProcess, free_port, wait_until
 from tests.trackers import layout
 
 JS_DIR = pathlib.Path(__file__).with_name("js")
+SNOWPLOW_MINI = pathlib.Path(sys.executable).with_name("snowplow-mini")
 CHANNEL = "tracker-tests"
 WAIT_SECONDS = 20.0
 SCRIPT_TIMEOUT_SECONDS = 90.0
@@ -69,29 +72,41 @@ class RunningCollector:
         return f"http://{self.host}:{self.port}"
 
 
-@contextlib.asynccontextmanager
-async def running_collector(
-    nsqd: NsqdServer, *, host: str = "127.0.0.1", **settings_fields: Any
-) -> AsyncIterator[RunningCollector]:
-    """A collector app publishing to ``nsqd`` over HTTP, served until the block ends."""
-    settings = collector.CollectorSettings(
-        host=host, port=0, shutdown_timeout_seconds=5.0, **settings_fields
-    )
-    async with nsq.NsqPublisher(http_address=nsqd.http_address, timeout_seconds=5.0) as publisher:
-        app = collector.build_app(settings=settings, publisher=publisher)
-        runner = await collector.start(settings=settings, app=app)
-        try:
-            _, port = runner.addresses[0]
-            yield RunningCollector(host=host, port=port, settings=settings)
-        finally:
-            await runner.cleanup()
-
-
 @pytest.fixture
-async def collector_service(fresh_nsqd: NsqdServer) -> AsyncIterator[RunningCollector]:
-    """A collector with default settings in front of a private nsqd."""
-    async with running_collector(fresh_nsqd) as service:
+async def collector_service(
+    fresh_nsqd: NsqdServer, tmp_path: pathlib.Path
+) -> AsyncIterator[RunningCollector]:
+    """``snowplow-mini collector`` as a real process, publishing to a private nsqd."""
+    port = free_port()
+    process = ManagedProcess(
+        "collector",
+        [str(SNOWPLOW_MINI), "collector", "--host", "127.0.0.1", "--port", str(port)],
+        log_path=tmp_path / "collector.log",
+        env={**os.environ, "SNOWPLOW_COLLECTOR_NSQ__NSQD_HTTP_ADDRESS": fresh_nsqd.http_address},
+    )
+    service = RunningCollector(
+        host="127.0.0.1",
+        port=port,
+        # What the process reads too: the same environment, the same flags.
+        settings=collector.CollectorSettings(host="127.0.0.1", port=port),
+    )
+    await asyncio.to_thread(process.start)
+    try:
+        await asyncio.to_thread(
+            wait_until,
+            lambda: _answers_health(service.url),
+            timeout_seconds=30,
+            what="collector /health",
+            process=process,
+        )
         yield service
+    finally:
+        await asyncio.to_thread(process.stop)
+
+
+def _answers_health(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        return bool(response.status == 200)
 
 
 class RawEvents:
