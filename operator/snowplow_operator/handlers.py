@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from snowplow_operator import kube, metrics, naming, queueing, reconciling
+from snowplow_operator import children, kube, metrics, naming, queueing, reconciling
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class OperatorOptions:
 class Runtime:
     reconciler: reconciling.Reconciler
     queue: queueing.WorkQueue
+    index: children.ChildIndex
     known: set[Key] = dataclasses.field(default_factory=set)
     resync: asyncio.Task[None] | None = None
 
@@ -79,7 +80,8 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     )
 
 
-@kopf.on.startup(registry=registry)
+# A failed start stops the operator at once instead of idling until kopf's retry.
+@kopf.on.startup(registry=registry, errors=kopf.ErrorsMode.PERMANENT)
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     options: OperatorOptions = memo.options
     configure(settings, namespaced=options.namespaced)
@@ -87,7 +89,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # Reconciles block on the official client; give them their own threads.
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(options.workers + 2))
-    reconciler = reconciling.Reconciler(kube.Kube(kube.load_client(options.kubeconfig)))
+    index = children.ChildIndex(max_age_seconds=options.resync_seconds)
+    client = kube.Kube(kube.load_client(options.kubeconfig))
+    reconciler = reconciling.Reconciler(client, index)
 
     async def work(key: Hashable) -> float | None:
         namespace, name = key  # type: ignore[misc]
@@ -95,9 +99,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         metrics.QUEUE_DEPTH.set(runtime.queue.depth())
         return outcome.requeue_after_seconds
 
-    runtime = Runtime(
-        reconciler=reconciler, queue=queueing.WorkQueue(work, workers=options.workers)
-    )
+    queue = queueing.WorkQueue(work, workers=options.workers)
+    runtime = Runtime(reconciler=reconciler, queue=queue, index=index)
     runtime.queue.start()
     runtime.resync = asyncio.create_task(_resync(runtime, options.resync_seconds))
     memo.runtime = runtime
@@ -138,6 +141,7 @@ async def mini_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
     if event["type"] == "DELETED":
         runtime.known.discard(key)
         runtime.queue.forget(key)
+        runtime.index.forget(key[0], f"{key[1]}-")
         metrics.MINIS.set(len(runtime.known))
         return
     first_sight = key not in runtime.known
@@ -151,8 +155,13 @@ def _child_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo) -> None
     owner = parent_of(body)
     if owner is None:
         return
-    delay = 0.0 if event["type"] == "DELETED" else CHILD_EVENT_DELAY_SECONDS
-    memo.runtime.queue.add(owner, delay)
+    runtime: Runtime = memo.runtime
+    if event["type"] == "DELETED":
+        runtime.index.gone(dict(body))
+        runtime.queue.add(owner)
+    else:
+        runtime.index.saw(dict(body))
+        runtime.queue.add(owner, CHILD_EVENT_DELAY_SECONDS)
 
 
 def parent_of(body: kopf.Body | dict[str, Any]) -> Key | None:

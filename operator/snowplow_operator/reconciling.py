@@ -3,8 +3,10 @@
 The reconcile is level-based and idempotent: it never asks what changed, it renders the whole
 desired state and server-side applies every child, so a child deleted or edited by hand comes
 back, and a child that is already right is left untouched (an identical apply is a no-op, which
-is why an operator restart causes no rollout). It runs on any trigger (the SnowplowMini's own
-changes, a child's event, the periodic resync) and blocks, so it runs in a worker thread.
+is why an operator restart causes no rollout). To spare the API server, a child that the
+``children`` index proves unchanged since our last apply of the same manifest is not sent.
+It runs on any trigger (the SnowplowMini's own changes, a child's event, the periodic resync)
+and blocks, so it runs in a worker thread.
 
 Nothing here is a finalizer: deleting a SnowplowMini is left to the garbage collector, through
 the owner reference on every child, and works with the operator down.
@@ -20,6 +22,7 @@ import time
 from typing import Any
 
 from snowplow_operator import (
+    children,
     conditions,
     images,
     kube,
@@ -47,8 +50,9 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, client: kube.Kube) -> None:
+    def __init__(self, client: kube.Kube, index: children.ChildIndex | None = None) -> None:
         self.kube = client
+        self.index = index
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         """Bring one SnowplowMini's children and status in line with its spec.
@@ -132,11 +136,18 @@ class Reconciler:
         return keys, missing
 
     def _apply_all(self, manifests: list[Object]) -> dict[tuple[str, str], Object]:
-        applied: dict[tuple[str, str], Object] = {}
+        """Apply each child unless the index proves it is as we left it; the current objects."""
+        current: dict[tuple[str, str], Object] = {}
         for manifest in manifests:
             key = (manifest["kind"], manifest["metadata"]["name"])
-            applied[key] = self._apply(manifest)
-        return applied
+            unchanged = self.index.unchanged(manifest) if self.index else None
+            if unchanged is not None:
+                current[key] = unchanged
+                continue
+            current[key] = self._apply(manifest)
+            if self.index:
+                self.index.applied(manifest, current[key])
+        return current
 
     def _apply(self, manifest: Object) -> Object:
         try:
