@@ -150,7 +150,7 @@ class LocalMini:
         body: dict[str, Any] | None = None,
         *,
         count: int,
-        timeout_seconds: float = 15,
+        timeout_seconds: float = 30,
     ) -> list[dict[str, Any]]:
         """Poll an events API route until it lists ``count`` items (newest first)."""
         deadline = time.monotonic() + timeout_seconds
@@ -204,7 +204,7 @@ def run_local_mini(
 
 
 def _wait_healthy(mini: LocalMini) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if mini.process.poll() is not None:
             raise RuntimeError(f"snowplow-mini local exited: {mini.process.stderr.read()}")
@@ -214,7 +214,7 @@ def _wait_healthy(mini: LocalMini) -> None:
                     return
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.1)
-    raise RuntimeError("snowplow-mini local did not become healthy within 30 s")
+    raise RuntimeError("snowplow-mini local did not become healthy within 60 s")
 
 
 @pytest.fixture

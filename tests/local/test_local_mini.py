@@ -314,7 +314,7 @@ def test_schema_in_no_reachable_registry_fails_within_seconds(tmp_path: Path) ->
         urllib.request.urlopen(
             f"{mini.url}/i?e=ue&p=web&tv=t&ue_pr=" + urllib.request.quote(ue)
         ).close()
-        [item] = mini.wait_for("/micro/bad", count=1, timeout_seconds=10)
+        [item] = mini.wait_for("/micro/bad", count=1, timeout_seconds=15)
 
     [message] = item["badRow"]["data"]["failure"]["messages"]
     assert message["schemaKey"] == CHECKOUT
