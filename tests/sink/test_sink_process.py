@@ -55,6 +55,14 @@ class SinkProcess:
             process=self.process,
         )
 
+    def metric(self, name: str) -> float | None:
+        """The value of an unlabelled metric on the sink's ``/metrics``."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(f"{name} "):
+                    return float(line.split()[1])
+        return None
+
     def _is_healthy(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
             return r.status == 200
@@ -225,3 +233,31 @@ async def test_nothing_is_lost_when_the_sink_is_killed_mid_batch_and_restarted(
 
     assert stats is not None and stats["in_flight_count"] == 50
     assert sorted(found) == sorted(ids)
+
+
+async def test_sigterm_sends_the_open_batch_before_the_sink_exits(
+    nsqd: NsqdServer,
+    sink_env: Callable[..., dict[str, str]],
+    start_sink: Callable[[dict[str, str]], SinkProcess],
+    publisher: nsq.NsqPublisher,
+    es_client: elasticsearch.AsyncElasticsearch,
+) -> None:
+    env = sink_env(SNOWPLOW_SINK_BATCH__FLUSH_AFTER_SECONDS="60")
+    channel, index = env["SNOWPLOW_SINK_NSQ__CHANNEL"], env["SNOWPLOW_SINK_INDEX__NAME"]
+    sink = start_sink(env)
+    await wait_for_subscription(nsqd, channel)
+    ids = events.event_ids(30)
+    await publisher.publish(topics.ENRICHED_EVENTS, [events.enriched_line(i) for i in ids])
+    await eventually(
+        lambda: asyncio.to_thread(sink.metric, "sink_documents_waiting"),
+        lambda waiting: waiting == 30,
+        what="30 events waiting in the open batch",
+    )
+    started = time.monotonic()
+
+    await asyncio.to_thread(sink.process.stop, timeout_seconds=20)
+
+    assert time.monotonic() - started < 15
+    assert sorted(await indexed_ids(es_client, index)) == sorted(ids)
+    stats = channel_stats(nsqd, topics.ENRICHED_EVENTS, channel)
+    assert stats is not None and (stats["in_flight_count"], stats["depth"]) == (0, 0)

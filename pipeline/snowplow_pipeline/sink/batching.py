@@ -81,6 +81,15 @@ class Batcher:
         task.add_done_callback(self._forget)
         self._documents, self._futures, self._bytes = [], [], 0
 
+    def flush_promptly(self) -> None:
+        """Send the open batch now and, from now on, each batch as soon as the loop is free.
+
+        For a graceful shutdown: handlers still waiting for their batch to fill would otherwise
+        outlast the drain.
+        """
+        self._flush_after_seconds = 0.0
+        self.flush()
+
     async def close(self) -> None:
         """Send the open batch and wait for every request under way."""
         self.flush()

@@ -75,7 +75,8 @@ class MessageHandler:
             return
 
         try:
-            reason = await self._batcher.index(document)
+            with self._metrics.documents_waiting.track_inprogress():
+                reason = await self._batcher.index(document)
         except indexing.ElasticsearchError:
             self._metrics.messages.labels(topic, "requeued").inc()
             raise

@@ -22,6 +22,7 @@ class SinkMetrics:
     bulk_documents: prometheus_client.Histogram
     rejected_documents: prometheus_client.Counter
     elasticsearch_up: prometheus_client.Gauge
+    documents_waiting: prometheus_client.Gauge
 
     @classmethod
     def create(cls, registry: prometheus_client.CollectorRegistry | None = None) -> SinkMetrics:
@@ -56,6 +57,11 @@ class SinkMetrics:
                 "sink_rejected_documents",
                 "Documents Elasticsearch refused for good, by index and error type.",
                 ["index", "error_type"],
+                registry=registry,
+            ),
+            documents_waiting=prometheus_client.Gauge(
+                "sink_documents_waiting",
+                "Documents whose handlers wait for Elasticsearch's answer (open batch included).",
                 registry=registry,
             ),
             elasticsearch_up=prometheus_client.Gauge(

@@ -44,12 +44,14 @@ async def run(
     failures: topics.Publisher,
     metrics: SinkMetrics | None = None,
     is_connected: Callable[[], bool] = lambda: True,
+    stopping: asyncio.Event | None = None,
 ) -> None:
     """Serve ``/metrics`` and ``/health``, set up the index, then consume until ``consume``
     returns (the transport was stopped) or this is cancelled; in-flight batches are sent.
 
     ``/health`` answers 200 once the index is set up while ``is_connected()`` (the transport
-    has a connection), else 503.
+    has a connection), else 503. Once ``stopping`` is set, batches are sent without waiting to
+    fill, so that the transport's drain ends quickly.
     """
     metrics = metrics or SinkMetrics.create()
     health = Health(is_connected=is_connected)
@@ -61,6 +63,7 @@ async def run(
     )
     runner = await start_http(settings=settings, metrics=metrics, health=health)
     batcher = build_batcher(settings=settings, client=client, metrics=metrics)
+    flushing = asyncio.create_task(_flush_when(stopping, batcher=batcher))
     try:
         await prepare_index(client, settings=settings)
         health.is_index_ready = True
@@ -76,10 +79,17 @@ async def run(
         await batcher.close()
     finally:
         # Cancelled (or failed): give up what is under way; the transport redelivers it.
+        flushing.cancel()
         batcher.abandon()
         await client.close()
         await runner.cleanup()
         logger.info("Sink %s stopped.", settings.kind)
+
+
+async def _flush_when(stopping: asyncio.Event | None, *, batcher: batching.Batcher) -> None:
+    if stopping is not None:
+        await stopping.wait()
+        batcher.flush_promptly()
 
 
 async def run_on_nsq(settings: SinkSettings) -> None:
@@ -102,6 +112,7 @@ async def run_on_nsq(settings: SinkSettings) -> None:
         http_address=settings.nsq.nsqd_http_address,
         max_message_bytes=settings.nsq.max_message_bytes,
     )
+    stopping = asyncio.Event()
     async with publisher:
         task = asyncio.create_task(
             run(
@@ -109,10 +120,14 @@ async def run_on_nsq(settings: SinkSettings) -> None:
                 consume=consume,
                 failures=publisher,
                 is_connected=consumer.is_connected,
+                stopping=stopping,
             )
         )
         _stop_on_signals(
-            task=task, consumer=consumer, timeout_seconds=settings.shutdown_timeout_seconds
+            task=task,
+            consumer=consumer,
+            stopping=stopping,
+            timeout_seconds=settings.shutdown_timeout_seconds,
         )
         # The signal handlers cancel ``task``, not this coroutine: wait for it to end either way.
         await asyncio.wait([task])
@@ -121,18 +136,21 @@ async def run_on_nsq(settings: SinkSettings) -> None:
 
 
 def _stop_on_signals(
-    *, task: asyncio.Task[None], consumer: nsq.NsqConsumer, timeout_seconds: float
+    *,
+    task: asyncio.Task[None],
+    consumer: nsq.NsqConsumer,
+    stopping: asyncio.Event,
+    timeout_seconds: float,
 ) -> None:
     loop = asyncio.get_running_loop()
-    signals_seen: list[int] = []
 
     def stop() -> None:
-        signals_seen.append(1)
-        if len(signals_seen) > 1:
+        if stopping.is_set():  # a second signal: stop now
             task.cancel()
             return
         logger.info("Stopping: draining messages in flight for up to %.0f s.", timeout_seconds)
         consumer.stop()
+        stopping.set()
         loop.call_later(timeout_seconds + 5, task.cancel)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
