@@ -99,7 +99,8 @@ def sink(kind: SinkKind, wiring: Wiring) -> Process:
         "ELASTICSEARCH__URLS": json.dumps([wiring.elasticsearch_url]),
         "INDEX__NAME": kind,
     }
-    return Process(args=_args("sink"), env=_prefixed("SNOWPLOW_SINK_", env))
+    # The command takes the kind as its argument too; both say the same.
+    return Process(args=(*_args("sink"), kind), env=_prefixed("SNOWPLOW_SINK_", env))
 
 
 def _args(subcommand: str) -> tuple[str, ...]:

@@ -363,7 +363,7 @@ def render_sink(mini: Mini, kind: pipeline_env.SinkKind) -> list[dict[str, Any]]
         component, spec=mini.spec.sinks, process=process, env_from=name, amounts=DEFAULTS["sinks"]
     )
     container["ports"] = [{"name": "http", "containerPort": pipeline_env.SINK_HEALTH_PORT}]
-    container["readinessProbe"] = podspecs.http_probe("/healthz", "http")
+    container["readinessProbe"] = podspecs.http_probe("/health", "http")
     pod = _pod([container], uid=podspecs.PIPELINE_UID, volumes=[_empty_dir("tmp")])
     pod["metadata"]["annotations"] = _hash_annotation([config["data"]])
     return [config, _deployment(mini, component, name=name, pod=pod)]

@@ -12,7 +12,6 @@ import pathlib
 import pytest
 
 from snowplow_operator import pipeline_env, specs
-from snowplow_pipeline import nsq
 from snowplow_pipeline.collector import settings as collector_settings
 from snowplow_pipeline.enrich import settings as enrich_settings
 from snowplow_pipeline.sink import settings as sink_settings
@@ -49,16 +48,14 @@ def test_collector_environment_loads_into_collector_settings(
         cookie=specs.Cookie(domains=["acme.test"], same_site="Lax"),
         settings={"MAX_PAYLOAD_BYTES": "500000"},
     )
-    env = pipeline_env.collector(spec, WIRING).env
-    nsq_address = env.pop("SNOWPLOW_COLLECTOR_NSQ__NSQD_HTTP_ADDRESS")
-    for name, value in env.items():
+    for name, value in pipeline_env.collector(spec, WIRING).env.items():
         monkeypatch.setenv(name, value)
 
     loaded = collector_settings.load()
 
     assert (loaded.host, loaded.port, loaded.max_payload_bytes) == ("0.0.0.0", 8080, 500000)
     assert (loaded.cookie.domains, loaded.cookie.same_site) == (["acme.test"], "Lax")
-    assert nsq.PublisherSettings(nsqd_http_address=nsq_address).nsqd_http_address == nsq_address
+    assert loaded.nsq.nsqd_http_address == "dev-nsq.ns.svc:4151"
 
 
 def test_enrich_environment_loads_into_enrich_settings(
@@ -92,7 +89,7 @@ def test_sink_environment_loads_into_sink_settings(
 
     loaded = sink_settings.load()
 
-    assert process.args == ("snowplow-mini", "--log-format", "json", "sink")
+    assert process.args == ("snowplow-mini", "--log-format", "json", "sink", kind)
     assert (loaded.kind, loaded.index_name, loaded.channel) == (kind, kind, channel)
     assert (loaded.host, loaded.port) == ("0.0.0.0", 8090)
     assert loaded.nsq.nsqd_tcp_addresses == ["dev-nsq.ns.svc:4150"]
