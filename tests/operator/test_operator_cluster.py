@@ -247,3 +247,53 @@ def test_deleting_the_namespace_with_the_operator_stopped_never_hangs(
         return False
 
     cluster.poll(gone, timeout_seconds=90, what=f"namespace {namespace} deleted")
+
+
+def test_child_deleted_while_the_operator_is_down_comes_back_when_it_starts(
+    kube_api: kubernetes.client.ApiClient, namespace: str, minis: cluster.Minis, start_operator
+) -> None:
+    first = start_operator()
+    minis.create("dev")
+    minis.wait_for_ready("dev")
+    first.stop()
+    apps = kubernetes.client.AppsV1Api(kube_api)
+
+    apps.delete_namespaced_deployment("dev-sink-bad", namespace)
+    cluster.poll(
+        lambda: "dev-sink-bad" not in deployments_named(kube_api, namespace),
+        timeout_seconds=30,
+        what="the Deployment gone",
+    )
+    start_operator()
+
+    cluster.poll(
+        lambda: "dev-sink-bad" in deployments_named(kube_api, namespace),
+        timeout_seconds=30,
+        what="the Deployment restored",
+    )
+    minis.wait_for_ready("dev")
+
+
+def test_ready_transitions_are_recorded_as_events(
+    kube_api: kubernetes.client.ApiClient, namespace: str, minis: cluster.Minis, operator
+) -> None:
+    minis.create("dev")
+
+    minis.wait_for_ready("dev")
+
+    def reasons() -> list[tuple[str, str]]:
+        items = kubernetes.client.CoreV1Api(kube_api).list_namespaced_event(namespace).items
+        return [(e.type, e.reason) for e in items if e.involved_object.name == "dev"]
+
+    found = cluster.poll(
+        lambda: ("Normal", "AllComponentsReady") in reasons() and reasons(),
+        timeout_seconds=10,
+        what="the AllComponentsReady event",
+    )
+    assert ("Normal", "ComponentsNotReady") in found
+    assert not [reason for kind, reason in found if kind == "Warning"]
+
+
+def deployments_named(api: kubernetes.client.ApiClient, namespace: str) -> list[str]:
+    items = kubernetes.client.AppsV1Api(api).list_namespaced_deployment(namespace).items
+    return [d.metadata.name for d in items]
