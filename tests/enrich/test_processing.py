@@ -568,3 +568,78 @@ async def test_good_events_read_the_same_in_the_analytics_sdk(
     if "se_value" in theirs:  # the Python SDK keeps it a string; canonically a number
         theirs["se_value"] = float(theirs["se_value"])
     assert theirs == enriched.to_json(enriched.from_tsv(line))
+
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field", "text"),
+    [
+        pytest.param({"e": "pv", "dtm": "\u00b2"}, "dtm", "milliseconds", id="superscript-digit"),
+        pytest.param({"e": "pv", "res": "\u0661x\u0662"}, "res", "width", id="arabic-digits"),
+        pytest.param({"e": "pv", "se_va": "1_000.5"}, "se_va", "decimal", id="underscored"),
+        pytest.param({"e": "pv", "tid": "\uff11"}, "tid", "integer", id="full-width-digit"),
+        pytest.param({"e": "ue"}, "ue_pr", "self-describing event", id="unstruct-without-ue"),
+    ],
+)
+async def test_numbers_only_in_ascii_digits_and_ue_needs_its_event(
+    enricher: processing.Enricher, parameters: dict[str, str], field: str, text: str
+) -> None:
+    row = await bad_row(enricher, get_payload({"tv": "t", "p": "web", **parameters}))
+
+    [failure] = row["data"]["failure"]["messages"]
+    [report] = failure["error"]["dataReports"]
+    assert report["path"] == field
+    assert text in report["message"]
+
+
+@pytest.mark.parametrize(
+    ("ue_pr", "expected"),
+    [
+        pytest.param('{"schema": ' + DEEP + "}", "nested too deeply", id="deep-nesting"),
+        pytest.param('{"x": NaN}', "NaN is not a JSON number", id="nan"),
+        pytest.param('{"x": 1e999}', "too large", id="infinite-number"),
+        pytest.param('{"x": "a\\ud800b"}', "unpaired UTF-16 surrogate", id="lone-surrogate"),
+    ],
+)
+async def test_json_that_cannot_be_written_back_is_a_bad_row(
+    enricher: processing.Enricher, ue_pr: str, expected: str
+) -> None:
+    row = await bad_row(enricher, get_payload({"e": "ue", "p": "web", "tv": "t", "ue_pr": ue_pr}))
+
+    [failure] = row["data"]["failure"]["messages"]
+    assert failure["field"] == "ue_pr"
+    assert expected in failure["error"]
+
+
+async def test_deeply_nested_post_body_is_a_tracker_protocol_violation(
+    enricher: processing.Enricher,
+) -> None:
+    row = await bad_row(enricher, post_payload(DEEP))
+
+    assert row["schema"] == badrows.TRACKER_PROTOCOL_VIOLATIONS
+    assert "nested too deeply" in row["data"]["failure"]["messages"][0]["error"]
+
+
+async def test_schema_key_too_long_for_a_file_name_is_not_a_crash(
+    enricher: processing.Enricher,
+) -> None:
+    uri = "iglu:com.acme/" + "n" * 300 + "/jsonschema/1-0-0"
+
+    row = await bad_row(
+        enricher, get_payload({"e": "ue", "p": "web", "tv": "t", "ue_pr": unstruct(sdj(uri, {}))})
+    )
+
+    [failure] = row["data"]["failure"]["messages"]
+    assert failure["error"]["error"] == "InvalidIgluUri"
+
+
+async def test_tab_in_forwarded_for_does_not_break_the_line(
+    enricher: processing.Enricher,
+) -> None:
+    event = await good_event(
+        enricher, get_payload({"e": "pv", "tv": "t"}, headers=["X-Forwarded-For: 1.2.3.4\tevil"])
+    )
+
+    assert event["user_ipaddress"] == "1.2.3.4    evil"

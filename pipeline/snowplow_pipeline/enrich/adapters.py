@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from snowplow_pipeline import payloads
+from snowplow_pipeline.enrich import selfdescribing
 
 SNOWPLOW = "com.snowplowanalytics.snowplow"
 IGLU_WEBHOOK = ("com.snowplowanalytics.iglu", "v1")
@@ -152,14 +153,14 @@ def _tp2_events(payload: payloads.CollectorPayload, query: dict[str, str]) -> li
             ]
         )
     try:
-        body = json.loads(payload.body)
-    except json.JSONDecodeError as exc:
+        body = selfdescribing.load_json(payload.body)
+    except selfdescribing.JsonError as exc:
         raise TrackerProtocolError(
             [
                 {
                     "field": "body",
                     "value": _shorten(payload.body),
-                    "error": f"invalid JSON: {exc}",
+                    "error": str(exc),
                 }
             ]
         ) from exc
@@ -225,12 +226,10 @@ def _redirect_event(payload: payloads.CollectorPayload, query: dict[str, str]) -
 
 
 def _existing_contexts(parameters: dict[str, str]) -> list[Any]:
-    from snowplow_pipeline.enrich import selfdescribing
-
     try:
         decoded = selfdescribing.decode_parameter(parameters, plain="co", encoded="cx")
-        wrapper = json.loads(decoded) if decoded else None
-    except (ValueError, json.JSONDecodeError):
+        wrapper = selfdescribing.load_json(decoded) if decoded else None
+    except ValueError:
         return []
     data = wrapper.get("data") if isinstance(wrapper, dict) else None
     return list(data) if isinstance(data, list) else []
@@ -240,14 +239,14 @@ def _iglu_webhook_event(payload: payloads.CollectorPayload, query: dict[str, str
     """One self-describing event from ``?schema=…`` plus parameters, a form or a JSON body."""
     if payload.body and (payload.content_type or "").startswith("application/json"):
         try:
-            event = json.loads(payload.body)
-        except json.JSONDecodeError as exc:
+            event = selfdescribing.load_json(payload.body)
+        except selfdescribing.JsonError as exc:
             raise AdapterError(
                 [
                     {
                         "field": "body",
                         "value": _shorten(payload.body),
-                        "error": f"invalid JSON: {exc}",
+                        "error": str(exc),
                     }
                 ]
             ) from exc

@@ -115,6 +115,15 @@ class Enricher:
         if extracted.entities:
             fields["contexts"] = selfdescribing.contexts_field(extracted.entities)
         _add_event_schema(fields, extracted.unstruct)
+        if fields.get("event") == "unstruct" and not _has_unstruct(event.parameters):
+            problems.append(
+                transform.report(
+                    "ue_pr",
+                    None,
+                    "a self-describing event in ue_pr or ue_px when e is ue",
+                    "required",
+                )
+            )
 
         messages = extracted.messages
         if not messages and not problems:
@@ -151,7 +160,7 @@ class Enricher:
         fields["v_etl"] = self.v_etl
         fields.setdefault("event_id", str(uuid.uuid4()))
         if "user_ipaddress" not in fields:
-            fields["user_ipaddress"] = client_ip(payload)
+            fields["user_ipaddress"] = transform.clean(client_ip(payload))
         if "useragent" not in fields and payload.user_agent:
             fields["useragent"] = transform.clean(payload.user_agent)
         if payload.network_user_id and "tnuid" not in event.parameters:
@@ -174,6 +183,10 @@ class Enricher:
             except EnrichmentFailure as exc:
                 failures.append(exc.message)
         return failures
+
+
+def _has_unstruct(parameters: dict[str, str]) -> bool:
+    return bool(parameters.get("ue_pr") or parameters.get("ue_px"))
 
 
 def client_ip(payload: payloads.CollectorPayload) -> str:

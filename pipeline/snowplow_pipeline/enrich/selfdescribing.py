@@ -32,6 +32,49 @@ class Extracted:
     messages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
+class JsonError(ValueError):
+    """Untrusted text that is not JSON we accept; the message says why."""
+
+
+_MAX_JSON_DEPTH_ERROR = "nested too deeply (Python's recursion limit)"
+
+
+def load_json(text: str) -> Any:
+    """Parse untrusted JSON: no NaN or Infinity, no number out of range, no lone surrogate.
+
+    Such values parse in Python but cannot be written back as JSON or UTF-8, so an event
+    carrying them would break every reader downstream; they make it a bad row instead.
+    """
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise JsonError(f"invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise JsonError(f"invalid JSON: {_MAX_JSON_DEPTH_ERROR}") from exc
+    if "\\u" in text and _has_lone_surrogate(value):
+        raise JsonError("invalid JSON: a string holds an unpaired UTF-16 surrogate")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise JsonError(f"invalid JSON: {name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise JsonError(f"invalid JSON: {text[:40]} is too large for a number")
+    return number
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def decode_parameter(parameters: dict[str, str], *, plain: str, encoded: str) -> str | None:
     """The JSON text of a plain or base64url parameter (padding optional); plain wins.
 
@@ -136,11 +179,9 @@ async def _read_wrapper(
     if text is None:
         return None
     try:
-        wrapper = json.loads(text)
-    except json.JSONDecodeError as exc:
-        result.messages.append(
-            {"field": field, "value": _shorten(text), "error": f"invalid JSON: {exc}"}
-        )
+        wrapper = load_json(text)
+    except JsonError as exc:
+        result.messages.append({"field": field, "value": _shorten(text), "error": str(exc)})
         return None
     key = _schema_key(wrapper, result.messages)
     if key is None:

@@ -96,6 +96,10 @@ FIELD_LIMITS = {
 }  # fmt: skip
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# ASCII only: Python's int() and float() also take "1_000", "١٢" and full-width digits.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
+_DIGITS = re.compile(r"[0-9]{1,15}")
 _MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
 
@@ -166,7 +170,7 @@ def split_url(url: str, prefix: str, fields: dict[str, str]) -> dict[str, Any] |
 
 def epoch_ms_to_tstamp(value: str) -> str | None:
     """``1700000000123`` → ``2023-11-14 22:13:20.123``; None if not a usable epoch."""
-    if not value.isdigit() or len(value) > 15:
+    if not _DIGITS.fullmatch(value):
         return None
     epoch_ms = int(value)
     if epoch_ms > _MAX_EPOCH_MS:
@@ -191,10 +195,9 @@ def _string(name: str, value: str, fields: dict[str, str]) -> None:
 
 
 def _integer(name: str, value: str, fields: dict[str, str]) -> dict[str, Any] | None:
-    try:
-        number = int(value)
-    except ValueError:
+    if not _INTEGER.fullmatch(value):
         return report(name, value, "an integer", "type")
+    number = int(value)
     if not -(2**31) <= number < 2**31:
         return report(name, value, "an integer that fits in 32 bits", "maximum")
     fields[INTEGER_PARAMETERS[name]] = str(number)
@@ -202,10 +205,9 @@ def _integer(name: str, value: str, fields: dict[str, str]) -> dict[str, Any] | 
 
 
 def _decimal(name: str, value: str, fields: dict[str, str]) -> dict[str, Any] | None:
-    try:
-        number = float(value)
-    except ValueError:
+    if not _DECIMAL.fullmatch(value.strip()):
         return report(name, value, "a decimal number", "type")
+    number = float(value)
     if number != number or number in (float("inf"), float("-inf")):
         return report(name, value, "a finite decimal number", "type")
     fields[DECIMAL_PARAMETERS[name]] = value.strip()
@@ -229,7 +231,10 @@ def _timestamp(name: str, value: str, fields: dict[str, str]) -> dict[str, Any] 
 
 def _dimensions(name: str, value: str, fields: dict[str, str]) -> dict[str, Any] | None:
     width, sep, height = value.partition("x")
-    if not (sep and width.isdigit() and height.isdigit()) or max(len(width), len(height)) > 9:
+    if (
+        not (sep and _DIGITS.fullmatch(width) and _DIGITS.fullmatch(height))
+        or max(len(width), len(height)) > 9
+    ):
         return report(name, value, "width x height in pixels, such as 1024x768", "format")
     fields[DIMENSION_PARAMETERS[name][0]] = str(int(width))
     fields[DIMENSION_PARAMETERS[name][1]] = str(int(height))
