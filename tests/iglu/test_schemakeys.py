@@ -117,3 +117,19 @@ def test_malformed_criterion_names_the_expected_form():
     assert "expected a schema criterion iglu:vendor/name/format/model-revision-addition" in str(
         caught.value
     )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        pytest.param("iglu:../secret/jsonschema/1-0-0", id="parent-folder-vendor"),
+        pytest.param("iglu:.hidden/x/jsonschema/1-0-0", id="vendor-starting-with-a-dot"),
+        pytest.param("iglu:com..acme/x/jsonschema/1-0-0", id="double-dot-vendor"),
+        pytest.param("iglu:" + "v" * 129 + "/x/jsonschema/1-0-0", id="vendor-too-long"),
+        pytest.param("iglu:com.acme/" + "n" * 129 + "/jsonschema/1-0-0", id="name-too-long"),
+        pytest.param("iglu:com.acme/x/jsonschema/1-0-" + "9" * 10, id="number-too-long"),
+    ],
+)
+def test_schema_key_that_could_not_be_a_file_path_is_rejected(uri):
+    with pytest.raises(SchemaKeyError):
+        SchemaKey.parse(uri)

@@ -105,8 +105,11 @@ class EmbeddedRegistry(Registry):
     def find_file(self, key: SchemaKey) -> Path | None:
         for root in (self.path / "schemas", self.path):
             candidate = root / key.vendor / key.name / key.format / key.version
-            if candidate.is_file():
-                return candidate
+            try:
+                if candidate.is_file():
+                    return candidate
+            except OSError:  # e.g. a name too long for the file system: not stored here
+                return None
         return None
 
     async def lookup(self, key: SchemaKey) -> dict[str, Any] | None:

@@ -20,13 +20,18 @@ _CRITERION_FORM = "iglu:vendor/name/format/model-revision-addition, each number 
 
 # The character sets are Iglu's: vendors may contain dots (reverse domain names), names and
 # formats may not. SchemaVer numbers have no leading zeros and the model starts at 1.
+# Segments are bounded and a vendor never starts with a dot nor holds "..": keys become file
+# paths in local registries, where an unbounded or relative segment would escape or fail.
+_VENDOR = r"(?P<vendor>(?!\.)(?![^/]*\.\.)[a-zA-Z0-9_.-]{1,128})"
+_NAME_AND_FORMAT = r"(?P<name>[a-zA-Z0-9_-]{1,128})/(?P<format>[a-zA-Z0-9_-]{1,32})"
+_NUMBER = r"(?:0|[1-9][0-9]{0,8})"
 _KEY_RE = re.compile(
-    r"^iglu:(?P<vendor>[a-zA-Z0-9_.-]+)/(?P<name>[a-zA-Z0-9_-]+)/(?P<format>[a-zA-Z0-9_-]+)"
-    r"/(?P<version>[1-9][0-9]*-(?:0|[1-9][0-9]*)-(?:0|[1-9][0-9]*))$"
+    rf"^iglu:{_VENDOR}/{_NAME_AND_FORMAT}"
+    rf"/(?P<version>[1-9][0-9]{{0,8}}-{_NUMBER}-{_NUMBER})$"
 )
 _CRITERION_RE = re.compile(
-    r"^iglu:(?P<vendor>[a-zA-Z0-9_.-]+)/(?P<name>[a-zA-Z0-9_-]+)/(?P<format>[a-zA-Z0-9_-]+)"
-    r"/(?P<model>[1-9][0-9]*|\*)-(?P<revision>0|[1-9][0-9]*|\*)-(?P<addition>0|[1-9][0-9]*|\*)$"
+    rf"^iglu:{_VENDOR}/{_NAME_AND_FORMAT}"
+    rf"/(?P<model>[1-9][0-9]{{0,8}}|\*)-(?P<revision>{_NUMBER}|\*)-(?P<addition>{_NUMBER}|\*)$"
 )
 _SHOWN_CHARS = 80
 
