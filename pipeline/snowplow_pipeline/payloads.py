@@ -69,21 +69,37 @@ def serialize(payload: CollectorPayload) -> bytes:
     """Encode as Thrift binary, the bytes published to ``RawEvents``."""
     record = _thrift.CollectorPayload(
         schema=payload.schema,
-        ipAddress=payload.ip_address,
+        ipAddress=_utf8(payload.ip_address),
         timestamp=payload.timestamp_ms,
         encoding=payload.encoding,
         collector=payload.collector,
-        userAgent=payload.user_agent,
-        refererUri=payload.referer_uri,
-        path=payload.path,
-        querystring=payload.querystring,
-        body=payload.body,
-        headers=payload.headers or None,
-        contentType=payload.content_type,
-        hostname=payload.hostname,
-        networkUserId=payload.network_user_id,
+        userAgent=_utf8(payload.user_agent),
+        refererUri=_utf8(payload.referer_uri),
+        path=_utf8(payload.path),
+        querystring=_utf8(payload.querystring),
+        body=_utf8(payload.body),
+        headers=[_utf8(header) for header in payload.headers] or None,
+        contentType=_utf8(payload.content_type),
+        hostname=_utf8(payload.hostname),
+        networkUserId=_utf8(payload.network_user_id),
     )
     return thrift_serialize(record, _protocol)
+
+
+def _utf8(text: str | None) -> str | None:
+    """Text Thrift can encode. HTTP servers hand over bytes that are not UTF-8 (in a header,
+    say) as lone surrogates; those become U+FFFD here rather than failing the request."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:  # the original bytes, as aiohttp keeps them, then each bad one as U+FFFD
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+    return text
 
 
 def deserialize(data: bytes) -> CollectorPayload:

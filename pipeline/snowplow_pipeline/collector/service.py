@@ -36,12 +36,24 @@ async def serve(
         await runner.cleanup()
 
 
+MAX_REQUEST_LINE_BYTES = 20_480
+MAX_HEADERS_BYTES = 40_960
+
+
 async def start(*, settings: CollectorSettings, app: web.Application) -> web.AppRunner:
     """Listen on ``settings.host``/``settings.port``; the caller owns ``runner.cleanup()``.
 
     ``runner.addresses`` gives the bound address, useful with port 0.
     """
-    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout_seconds, access_log=None)
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,
+        # aiohttp's 8 KiB defaults would answer 400 to a GET carrying a large entity (cx);
+        # these are upstream collector's limits for the request line and the headers.
+        max_line_size=MAX_REQUEST_LINE_BYTES,
+        max_field_size=MAX_HEADERS_BYTES,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host=settings.host, port=settings.port)
     try:
