@@ -213,6 +213,14 @@ def describe(row: dict[str, Any]) -> list[str]:
     return [kind]
 
 
+def _describe_lookup(entry: dict[str, Any]) -> str:
+    errors = entry.get("errors") or [{}]
+    if all(e.get("error") == "NotFound" for e in errors):
+        return f"not found in {entry.get('repository')}"
+    messages = ", ".join(str(e.get("message") or e.get("error")) for e in errors)
+    return f"{entry.get('repository')} failed ({messages})"
+
+
 def _describe_message(message: Any) -> str:
     if not isinstance(message, dict):
         return str(message)
@@ -220,11 +228,16 @@ def _describe_message(message: Any) -> str:
         enrichment = message.get("enrichment") or {}
         return f"enrichment {enrichment.get('identifier')}: {_describe_message(message['message'])}"
     error = message.get("error")
+    if isinstance(error, dict) and error.get("schemaIssues"):
+        issues = "; ".join(f"{i.get('path')}: {i.get('message')}" for i in error["schemaIssues"])
+        return f"the schema {message.get('schemaKey')} itself is broken: {issues}"
     if isinstance(error, dict) and error.get("error") == "ValidationError":
         reports = "; ".join(r.get("message", "") for r in error.get("dataReports", []))
         return f"{message.get('schemaKey')} is not valid: {reports}"
     if isinstance(error, dict) and error.get("error") == "ResolutionError":
-        return f"{message.get('schemaKey')} was not found in any registry"
+        return f"{message.get('schemaKey')} could not be resolved: " + "; ".join(
+            _describe_lookup(entry) for entry in error.get("lookupHistory", [])
+        )
     if "schemaCriterion" in message:
         return f"{message.get('schemaKey')} does not match {message['schemaCriterion']}"
     if "expectation" in message:

@@ -20,6 +20,7 @@ from snowplow_pipeline import store as store_module
 from snowplow_pipeline.iglu import resolving, schemakeys
 
 PREFIX = "/micro"
+MAX_LIMIT = 1_000_000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -44,9 +45,12 @@ class EventsApi:
             "/iglu/{vendor}/{name}/{format}/{version}": self.iglu,
             "/ui": self.ui,
         }
-        return [
-            web.route("*", PREFIX + path, _with_cors(handler)) for path, handler in handlers.items()
-        ]
+        routes = []
+        for path, handler in handlers.items():
+            # Reset changes state: only GET and POST, as Micro, never PUT or DELETE by accident.
+            methods = ("GET", "POST", "OPTIONS") if path == "/reset" else ("*",)
+            routes += [web.route(m, PREFIX + path, _with_cors(handler)) for m in methods]
+        return routes
 
     async def all(self, request: web.Request) -> web.Response:
         return web.json_response(self.store.counts())
@@ -109,9 +113,11 @@ async def _filters(request: web.Request, *, allowed: dict[str, type]) -> dict[st
     """Filters from a POST JSON body (Micro's way) or the query string, checked by type."""
     if request.method == "POST" and request.can_read_body:
         try:
-            body = json.loads(await request.text() or "{}")
+            body = json.loads((await request.read()).decode("utf-8") or "{}")
         except json.JSONDecodeError as exc:
             raise FilterError(f"body: not JSON ({exc.msg})") from exc
+        except (UnicodeDecodeError, RecursionError, ValueError) as exc:
+            raise FilterError("body: expected a small JSON object in UTF-8") from exc
         if not isinstance(body, dict):
             raise FilterError("body: expected a JSON object of filters")
     else:
@@ -126,10 +132,14 @@ async def _filters(request: web.Request, *, allowed: dict[str, type]) -> dict[st
         if expected is None:
             problems.append(f"{key}: unknown filter, expected one of {', '.join(allowed)}")
         elif expected is int:
-            try:
-                filters[key] = int(value)
-            except (TypeError, ValueError):
-                problems.append(f"{key}: got {value!r}, expected an integer")
+            if isinstance(value, str) and value.isascii() and value.isdigit():
+                value = int(value)
+            if type(value) is not int or not 0 <= value <= MAX_LIMIT:
+                problems.append(
+                    f"{key}: got {str(value)[:40]!r}, expected an integer from 0 to {MAX_LIMIT}"
+                )
+            else:
+                filters[key] = value
         elif expected is list and not (
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):

@@ -22,9 +22,15 @@ from snowplow_pipeline import store as store_module
 from snowplow_pipeline.collector import settings as collector_settings
 from snowplow_pipeline.enrich import enrichments as enrichment_configs
 from snowplow_pipeline.enrich import processing
+from snowplow_pipeline.enrich import service as enrich_service
+from snowplow_pipeline.enrich import settings as enrich_settings
 from snowplow_pipeline.iglu import resolving
 
 logger = logging.getLogger(__name__)
+
+# Enrich retries a payload it fails on (an internal defect) a few times a second apart, then
+# makes it a generic_error bad row; shutdown waits that long for such payloads, no longer.
+DRAIN_TIMEOUT_SECONDS = 10
 
 
 class LocalSettings(pydantic_settings.BaseSettings):
@@ -78,7 +84,12 @@ class LocalMini:
 
     async def start(self) -> None:
         consumers = {
-            (topics.RAW_EVENTS, "enrich"): self._enrich,
+            (topics.RAW_EVENTS, "enrich"): enrich_service.EnrichHandler(
+                enricher=self.enricher,
+                publisher=self.topics,
+                settings=enrich_settings.EnrichSettings.model_construct(),
+                metrics=enrich_service.EnrichMetrics.create(),
+            ),
             (topics.ENRICHED_EVENTS, "store"): self._store_good,
             (topics.BAD_ENRICHED_EVENTS, "store"): self._store_bad,
             (topics.BAD_RAW_EVENTS, "store"): self._store_bad,
@@ -106,23 +117,18 @@ class LocalMini:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.topics.wait_idle()
+        try:
+            await asyncio.wait_for(self.topics.wait_idle(), timeout=DRAIN_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning(
+                "Events still being retried after %d s are dropped at shutdown.",
+                DRAIN_TIMEOUT_SECONDS,
+            )
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.resolver.close()
         enrichment_configs.close_enrichments(self.enrichments)
-
-    async def _enrich(self, message: bytes) -> None:
-        outcome = await self.enricher.process(message)
-        if outcome.good:
-            await self.topics.publish(
-                topics.ENRICHED_EVENTS, [line.encode() for line in outcome.good]
-            )
-        if outcome.bad:
-            await self.topics.publish(
-                topics.BAD_ENRICHED_EVENTS, [badrows.serialize(row) for row in outcome.bad]
-            )
 
     async def _store_good(self, message: bytes) -> None:
         line = message.decode()

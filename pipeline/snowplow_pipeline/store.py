@@ -4,7 +4,7 @@ It keeps the most recent good events (read from enriched TSV lines) and bad rows
 bound, and answers the queries of Snowplow Micro's REST API. Items have Micro's shapes, so
 test harnesses written for Micro work unchanged. A good item's ``rawEvent`` is rebuilt from the
 enriched event: the store reads the same messages a sink reads and has no access to the raw
-request, so its ``parameters`` map is empty.
+request, so its ``parameters`` map is empty and the API path and collector host are null.
 """
 
 from __future__ import annotations
@@ -108,14 +108,10 @@ def good_item(fields: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
     ]
     return {
         "rawEvent": {
-            "api": {"vendor": fields.get("event_vendor"), "version": fields.get("v_tracker")},
+            "api": {"vendor": None, "version": None},
             "parameters": {},
             "contentType": None,
-            "source": {
-                "name": fields.get("v_collector"),
-                "encoding": "UTF-8",
-                "hostname": fields.get("page_urlhost"),
-            },
+            "source": {"name": fields.get("v_collector"), "encoding": "UTF-8", "hostname": None},
             "context": {
                 "timestamp": event.get("collector_tstamp"),
                 "ipAddress": fields.get("user_ipaddress"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import http.cookiejar
 import json
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -338,3 +339,44 @@ def test_reset_empties_the_store(local_mini: LocalMini) -> None:
 
     assert counts == {"total": 0, "good": 0, "bad": 0}
     assert local_mini.get_json("/micro/good") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b'{"limit": 1e999}', "limit", id="infinite-limit"),
+        pytest.param(b'{"limit": ' + b"9" * 5000 + b"}", "body", id="huge-limit"),
+        pytest.param(b'{"limit": -1}', "limit", id="negative-limit"),
+        pytest.param(b"[" * 10000 + b"]" * 10000, "body", id="deep-nesting"),
+        pytest.param(b'{"limit": "\xff"}', "body", id="not-utf8"),
+        pytest.param(b'{"colour": "red"}', "colour: unknown filter", id="unknown-filter"),
+    ],
+)
+def test_bad_filters_get_400_naming_the_problem(
+    local_mini: LocalMini, body: bytes, expected: str
+) -> None:
+    request = urllib.request.Request(
+        f"{local_mini.url}/micro/good", data=body, headers={"Content-Type": "application/json"}
+    )
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+
+    assert caught.value.code == 400
+    assert expected in json.load(caught.value)["error"]
+
+
+def test_reset_needs_get_or_post(local_mini: LocalMini) -> None:
+    request = urllib.request.Request(f"{local_mini.url}/micro/reset", method="DELETE")
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+
+    assert caught.value.code == 405
+
+
+def test_iglu_route_refuses_a_parent_folder(local_mini: LocalMini) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{local_mini.url}/micro/iglu/%2e%2e/x/jsonschema/1-0-0", timeout=10)
+
+    assert caught.value.code in (400, 404)
