@@ -66,26 +66,47 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_local(args: argparse.Namespace) -> int:
     from snowplow_pipeline import local
     from snowplow_pipeline.enrich import enrichments
+    from snowplow_pipeline.iglu import resolving
 
-    settings = local.LocalSettings(
-        **_given(
-            args,
-            "host",
-            "port",
-            "iglu_resolver",
-            "schemas",
-            "max_events",
-            "output_tsv",
-            "enrichments",
-        )
-    )
+    names = ("host", "port", "iglu_resolver", "schemas", "max_events", "output_tsv", "enrichments")
+    try:
+        settings = local.LocalSettings(**_given(args, *names))
+    except pydantic.ValidationError as exc:
+        print(_local_problems(exc), file=sys.stderr)
+        return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(local.run(settings))
-    except enrichments.EnrichmentConfigError as exc:
-        print(exc, file=sys.stderr)
+    except (enrichments.EnrichmentConfigError, resolving.ResolverConfigError) as exc:
+        print(f"Invalid configuration (--iglu, --schemas or --enrichments): {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"Cannot listen on {settings.host}:{settings.port} (--host, --port): {exc}",
+            file=sys.stderr,
+        )
         return 2
     return 0
+
+
+_LOCAL_FLAGS = {"iglu_resolver": "--iglu"}
+
+
+def _local_problems(exc: pydantic.ValidationError) -> str:
+    """Each problem with the flag and the environment variable that set it."""
+    lines = [f"Invalid settings ({_count(exc.error_count(), 'problem')}):"]
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        flag = _LOCAL_FLAGS.get(field, "--" + field.replace("_", "-"))
+        lines.append(
+            f"  {flag} / SNOWPLOW_MINI_{field.upper()}: {error['msg']} "
+            f"(got {str(error.get('input'))[:60]!r})"
+        )
+    return "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _add_sink(commands: Any) -> None:
@@ -261,7 +282,7 @@ async def _run_until_signal(work: Coroutine[Any, Any, None]) -> None:
 
 def env_problems(exc: pydantic.ValidationError, *, prefix: str) -> str:
     """Each problem of ``exc`` with the environment variable that sets the field."""
-    lines = [f"Invalid settings ({exc.error_count()} problems):"]
+    lines = [f"Invalid settings ({_count(exc.error_count(), 'problem')}):"]
     for error in exc.errors():
         names = [part for part in error["loc"] if isinstance(part, str)]
         received = repr(error.get("input"))
@@ -276,7 +297,7 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 
 
 def settings_problems(exc: pydantic.ValidationError) -> str:
-    lines = [f"Invalid settings ({exc.error_count()} problems):"]
+    lines = [f"Invalid settings ({_count(exc.error_count(), 'problem')}):"]
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"])
         lines.append(f"  {where}: {error['msg']} (got {error.get('input')!r})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import http.cookiejar
 import json
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -31,6 +32,7 @@ from tests.local.conftest import (
     http_repository,
     resolver_config,
     run_local_mini,
+    snowplow_mini_command,
 )
 
 pytestmark = pytest.mark.tracker
@@ -380,3 +382,30 @@ def test_iglu_route_refuses_a_parent_folder(local_mini: LocalMini) -> None:
         urllib.request.urlopen(f"{local_mini.url}/micro/iglu/%2e%2e/x/jsonschema/1-0-0", timeout=10)
 
     assert caught.value.code in (400, 404)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(["--port", "99999"], "--port / SNOWPLOW_MINI_PORT", id="port-out-of-range"),
+        pytest.param(
+            ["--schemas", "/nonexistent-folder"],
+            "expected an existing folder",
+            id="missing-schema-folder",
+        ),
+        pytest.param(["--iglu", "/nonexistent.json"], "cannot read", id="missing-resolver"),
+    ],
+)
+def test_bad_configuration_stops_with_a_message_naming_the_setting(
+    args: list[str], expected: str
+) -> None:
+    result = subprocess.run(
+        [snowplow_mini_command(), "local", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
