@@ -7,6 +7,7 @@ PYTEST_ARGS ?=
 .PHONY: run test provision lint
 
 $(VENV)/.installed: pyproject.toml
+	@echo "Installing snowplow-mini-k8s and its dependencies into $(VENV) (about 30 s the first time)..."
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
