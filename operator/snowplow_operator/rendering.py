@@ -32,7 +32,8 @@ NSQADMIN_PORT = 4171
 ELASTICSEARCH_PORT = 9200
 KIBANA_PORT = 5601
 DATA_VIEWS_SUFFIX = "kibana-data-views"
-INDICES = ("good", "bad")
+# The time field of each index, as the sink's index templates map it.
+DATA_VIEW_TIME_FIELDS = {"good": "collector_tstamp", "bad": "data.failure.timestamp"}
 
 DEFAULTS = {
     naming.NSQ: podspecs.Amounts("25m", "32Mi", None, "128Mi"),
@@ -248,13 +249,13 @@ def data_views_script(kibana_url: str) -> str:
         "set -eu",
         f"until curl -fsS -o /dev/null {kibana_url}/api/status; do sleep 5; done",
     ]
-    for index in INDICES:
+    for index, time_field in DATA_VIEW_TIME_FIELDS.items():
         body = {
             "data_view": {
                 "id": index,
                 "name": index,
                 "title": index,
-                "timeFieldName": "collector_tstamp",
+                "timeFieldName": time_field,
             },
             "override": True,
         }

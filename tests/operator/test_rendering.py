@@ -212,8 +212,10 @@ def test_data_views_job_creates_good_and_bad() -> None:
 
     script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
     assert "until curl -fsS -o /dev/null http://dev-kibana.team-a.svc:5601/api/status" in script
-    assert '"id":"good"' in script
-    assert '"id":"bad"' in script
+    assert '"id":"good","name":"good","title":"good","timeFieldName":"collector_tstamp"' in script
+    assert (
+        '"id":"bad","name":"bad","title":"bad","timeFieldName":"data.failure.timestamp"' in script
+    )
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
