@@ -4,6 +4,10 @@
 a private nsqd, with a local schema folder as the only registry and a set of enrichments, and
 reads everything that comes out on ``EnrichedEvents``, ``BadEnrichedEvents`` and
 ``BadRawEvents`` on channels of its own.
+
+``rendered_pipeline`` (one test) and ``shared_rendered_pipeline`` (one module, for tests that
+each send their own events) run the whole Mini as the operator renders it, sinks included, on
+a private nsqd and Elasticsearch (see ``rendered.py``); ``es_client`` reads its indexes.
 """
 
 from __future__ import annotations
@@ -16,15 +20,24 @@ import pathlib
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import elasticsearch as elasticsearch_client
 import pytest
 
 from snowplow_pipeline import badrows, enriched, nsq, topics
+from tests.components import layout
+from tests.components.es_server import ElasticsearchServer
 from tests.components.nsq_server import NsqdServer
 from tests.components.processes import ManagedProcess, free_port, wait_until
+from tests.e2e import rendered
 from tests.local.conftest import TEST_SCHEMAS
+
+# The tracker tests' fixtures, shared rather than copied: the pinned npm packages, and the
+# origin serving the browser tracker's test page.
+from tests.trackers.conftest import tracker_packages  # noqa: F401
+from tests.trackers.test_browser_tracker import page_origin  # noqa: F401
 
 SNOWPLOW_MINI = pathlib.Path(sys.executable).with_name("snowplow-mini")
 CHANNEL = "e2e-tests"
@@ -223,3 +236,61 @@ async def pipeline(fresh_nsqd: NsqdServer, tmp_path: pathlib.Path) -> AsyncItera
         for consumer in consumers:
             consumer.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+
+
+# The enrichments of the rendered Mini: those that change fields of every event.
+RENDERED_ENRICHMENTS = {
+    name: ENRICHMENTS[name] for name in ("anon_ip", "campaign_attribution", "ua_parser_config")
+}
+
+
+@pytest.fixture
+def rendered_pipeline(
+    fresh_nsqd: NsqdServer, fresh_elasticsearch: ElasticsearchServer, tmp_path: pathlib.Path
+) -> Iterator[rendered.RenderedPipeline]:
+    with rendered.running(
+        tmp_path / "mini",
+        nsqd=fresh_nsqd,
+        elasticsearch=fresh_elasticsearch,
+        enrichments=RENDERED_ENRICHMENTS,
+    ) as mini:
+        yield mini
+
+
+@pytest.fixture(scope="module")
+def shared_rendered_pipeline(
+    component_layout: layout.Layout, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[rendered.RenderedPipeline]:
+    """A rendered Mini for one module, on its own nsqd and Elasticsearch, removed after it.
+
+    Tests that share it tell their events apart by event id (and app id).
+    """
+    root = tmp_path_factory.mktemp("rendered-mini")
+    nsqd = NsqdServer(root / "nsqd", component_layout)
+    es = ElasticsearchServer(component_layout)
+    try:
+        nsqd.start()
+        es.start()
+        with rendered.running(
+            root, nsqd=nsqd, elasticsearch=es, enrichments=RENDERED_ENRICHMENTS
+        ) as mini:
+            yield mini
+    finally:
+        es.remove()
+        nsqd.stop()
+
+
+@pytest.fixture
+def es_client(
+    request: pytest.FixtureRequest,
+) -> Iterator[elasticsearch_client.Elasticsearch]:
+    """A client of the Elasticsearch of whichever rendered pipeline the test uses."""
+    name = next(
+        n for n in ("rendered_pipeline", "shared_rendered_pipeline") if n in request.fixturenames
+    )
+    mini: rendered.RenderedPipeline = request.getfixturevalue(name)
+    client = elasticsearch_client.Elasticsearch(mini.elasticsearch.url, request_timeout=30)
+    try:
+        yield client
+    finally:
+        client.close()
