@@ -143,6 +143,12 @@ def helm(component_layout: layout.Layout) -> pathlib.Path:
     return require_file(component_layout.binary("helm"), "helm")
 
 
+@pytest.fixture(scope="session")
+def kubectl(component_layout: layout.Layout) -> pathlib.Path:
+    """The kubectl of the pinned Kubernetes release, built with the control plane."""
+    return require_file(component_layout.binary("kubectl"), "kubectl")
+
+
 @contextlib.contextmanager
 def _running(server: _Server) -> Iterator[_Server]:
     """Start a server and stop it on exit, whatever happened in between."""

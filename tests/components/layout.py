@@ -89,6 +89,7 @@ class Layout:
             "kube-apiserver": v.kubernetes,
             "kube-controller-manager": v.kubernetes,
             "kube-scheduler": v.kubernetes,
+            "kubectl": v.kubernetes,
             "etcd": v.etcd,
             "kwok": v.kwok,
             "nsqd": v.nsq,

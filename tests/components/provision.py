@@ -138,6 +138,7 @@ def version_checks(lay: layout.Layout) -> dict[str, tuple[list[str], str]]:
         "kube-apiserver": ([str(b("kube-apiserver")), "--version"], kube),
         "kube-controller-manager": ([str(b("kube-controller-manager")), "--version"], kube),
         "kube-scheduler": ([str(b("kube-scheduler")), "--version"], kube),
+        "kubectl": ([str(b("kubectl")), "version", "--client"], f"Client Version: {v.kubernetes}"),
         "etcd": ([str(b("etcd")), "--version"], f"etcd Version: {v.etcd.lstrip('v')}"),
         "kwok": ([str(b("kwok")), "--version"], v.kwok),
         "nsqd": ([str(b("nsqd")), "--version"], f"nsqd {v.nsq}"),
@@ -232,11 +233,18 @@ def go_build(
 
 # --- the steps ----------------------------------------------------------------------------------
 
-KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok")
+KUBE_BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "etcd",
+    "kwok",
+)
 
 
 def provision_kubernetes(lay: layout.Layout) -> str:
-    """kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok, in one wrapper.
+    """The control plane, kubectl, etcd and kwok, built in one wrapper module.
 
     ``go install k8s.io/kubernetes/cmd/...@v1.x`` is refused because the release's go.mod maps
     its staging modules with local replaces (golang/go#44840); as the Kubernetes maintainers
@@ -269,6 +277,7 @@ def provision_kubernetes(lay: layout.Layout) -> str:
             "k8s.io/kubernetes/cmd/kube-apiserver",
             "k8s.io/kubernetes/cmd/kube-controller-manager",
             "k8s.io/kubernetes/cmd/kube-scheduler",
+            "k8s.io/kubernetes/cmd/kubectl",
             "sigs.k8s.io/kwok/cmd/kwok",
         ],
     )
@@ -281,6 +290,7 @@ def provision_kubernetes(lay: layout.Layout) -> str:
             "k8s.io/kubernetes/cmd/kube-apiserver",
             "k8s.io/kubernetes/cmd/kube-controller-manager",
             "k8s.io/kubernetes/cmd/kube-scheduler",
+            "k8s.io/kubernetes/cmd/kubectl",
             "go.etcd.io/etcd/server/v3",
             "sigs.k8s.io/kwok/cmd/kwok",
         ],
