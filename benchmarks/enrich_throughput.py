@@ -149,6 +149,10 @@ async def main(events: int) -> None:
     for name, per_second in rows:
         share = f"{total / per_second:6.0%}" if name.startswith("  phase") else ""
         print(f"{name:40} {per_second:10.0f} {1e6 / per_second:9.1f} {share:>7}")
+    phases_seconds = sum(1 / per_second for name, per_second in rows if name.startswith("  "))
+    other = 1 / total - phases_seconds
+    print(f"{'  rest: request fields, entity JSON out':40} {'':>10} {other * 1e6:9.1f} "
+          f"{other * total:6.0%}")
     print(f"ratio to baseline: {total / rows[0][1]:.2f}")
 
 
