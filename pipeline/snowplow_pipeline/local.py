@@ -83,7 +83,7 @@ class LocalMini:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        consumers = {
+        consumers: dict[tuple[str, str], topics.Handler] = {
             (topics.RAW_EVENTS, "enrich"): enrich_service.EnrichHandler(
                 enricher=self.enricher,
                 publisher=self.topics,

@@ -97,7 +97,7 @@ class Enricher:
             line, bad_row = await self.enrich_event(raw_event)
             if line is not None:
                 outcome.good.append(line)
-            else:
+            elif bad_row is not None:
                 outcome.bad.append(bad_row)
         return outcome
 

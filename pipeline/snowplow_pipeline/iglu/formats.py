@@ -64,9 +64,12 @@ def is_uuid(value: object) -> bool:
     return not isinstance(value, str) or _UUID_RE.match(value) is not None
 
 
-def _is_real_time(*parts: int) -> bool:
+def _is_real_time(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> bool:
     try:
-        datetime.datetime(*parts)  # only the calendar is checked, so no time zone
+        # Only the calendar is checked, so no time zone.
+        datetime.datetime(year, month, day, hour, minute, second)
     except ValueError:
         return False
     return True

@@ -354,7 +354,7 @@ def _skipped_error(health: _Health) -> dict[str, str]:
 
 def _build_registry(repository: configs.RepositoryConfig) -> registries.Registry:
     connection = repository.connection
-    common = {
+    common: dict[str, Any] = {
         "name": repository.name,
         "priority": repository.priority,
         "vendor_prefixes": repository.vendor_prefixes,

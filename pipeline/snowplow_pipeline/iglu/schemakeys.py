@@ -71,7 +71,7 @@ class SchemaKey:
             raise SchemaKeyError(
                 f"self: got {_shorten(block)}, expected string vendor, name, format and version"
             )
-        return cls.parse("iglu:" + "/".join(parts))
+        return cls.parse("iglu:" + "/".join(str(part) for part in parts))
 
     @property
     def path(self) -> str:

@@ -166,7 +166,10 @@ class BulkWriter:
             operations.append(document.source)
         started = time.monotonic()
         try:
-            response = await self._client.bulk(operations=operations, filter_path=RESPONSE_FILTER)
+            response = await self._client.bulk(
+                operations=operations,  # type: ignore[arg-type]  # pre-serialized NDJSON lines
+                filter_path=RESPONSE_FILTER,
+            )
         except elasticsearch.ApiError as exc:
             self._metrics.elasticsearch_up.set(1 if exc.status_code < 500 else 0)
             if is_transient_status(exc.status_code):

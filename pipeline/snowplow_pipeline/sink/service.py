@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import elasticsearch
@@ -31,7 +31,7 @@ from snowplow_pipeline.sink.settings import SinkSettings
 
 logger = logging.getLogger(__name__)
 
-Consume = Callable[[str, str, topics.Handler], Awaitable[None]]
+Consume = Callable[[str, str, topics.Handler], Coroutine[Any, Any, None]]
 
 SETUP_RETRY_SECONDS = 1.0
 MAX_SETUP_RETRY_SECONDS = 15.0

@@ -197,7 +197,7 @@ def env_name(loc: tuple[int | str, ...]) -> str:
         kept.append(name)
         annotation = model.model_fields[name].annotation
         is_group = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation if is_group else None
+        model = annotation if is_group else None  # type: ignore[assignment]
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(kept).upper()
 
 
