@@ -186,7 +186,9 @@ async def run_node_script(
     """Run ``js/<script>`` with node, the packages on ``NODE_PATH``; fail on a non-zero exit.
 
     The script runs in its own process group. On the timeout it gets SIGTERM (playwright then
-    closes its browser), then SIGKILL, so nothing it started outlives the test.
+    closes its browser), then SIGKILL. Playwright starts Chromium in a process group of its
+    own, but Chromium also exits as soon as its DevTools pipe to node closes, so nothing the
+    script started outlives the test.
     """
     env = dict(os.environ, NODE_PATH=os.pathsep.join(map(str, node_path)))
     process = await asyncio.create_subprocess_exec(

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from snowplow_pipeline import payloads
 
+from . import layout
 from .conftest import JS_DIR, RawEvents, RunningCollector, run_node_script
 from .layout import TrackerPackages
 
@@ -50,6 +51,14 @@ class Visit:
 
     def exchanges_of(self, method: str) -> list[dict[str, Any]]:
         return [exchange for exchange in self.exchanges if exchange["method"] == method]
+
+
+@pytest.fixture(autouse=True)
+def chromium() -> pathlib.Path:
+    """Debian's Chromium; missing, the test fails with the way to get it."""
+    if not layout.CHROMIUM.is_file():
+        pytest.fail(f"{layout.CHROMIUM} is missing; run `make provision`", pytrace=False)
+    return layout.CHROMIUM
 
 
 @pytest.fixture
@@ -92,7 +101,7 @@ async def visit(
     page_url = f"{page_origin}/?{urlencode({'collector': collector_origin, 'method': method})}"
     result = await run_node_script(
         "browser_tracker.js",
-        [page_url, collector_origin, str(profile_dir), cookies],
+        [str(layout.CHROMIUM), page_url, collector_origin, str(profile_dir), cookies],
         node_path=[packages.playwright_core.node_modules],
     )
     output = result.output

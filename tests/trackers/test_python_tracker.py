@@ -193,6 +193,8 @@ async def test_event_refused_while_nsqd_is_down_lands_once_after_the_trackers_re
     sink_health = f"{collector_service.url}/sink-health"
     before_id = await asyncio.to_thread(tracker.track, PageView(page_url="https://shop.test/"))
     assert session.statuses == [200]
+    # Consumed and finished before nsqd stops, or nsqd would deliver it again after its restart.
+    await raw_events.payloads(1)
 
     # nsqd goes away: the collector refuses the event, and the emitter keeps it for a retry.
     await asyncio.to_thread(fresh_nsqd.stop)

@@ -4,7 +4,7 @@
 // network to the collector (preflights included), read from the DevTools protocol.
 // Run by tests/trackers/test_browser_tracker.py with playwright-core on NODE_PATH.
 //
-//   node browser_tracker.js <page url> <collector origin> <fresh user data dir> <cookies>
+//   node browser_tracker.js <chromium> <page url> <collector origin> <fresh user data dir> <cookies>
 //
 // <cookies> is "default" (Chromium's own setting, which here blocks third-party cookies) or
 // "allow-third-party" (the profile setting "Allow third-party cookies" is on).
@@ -14,7 +14,6 @@ const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
 
-const CHROMIUM = '/usr/bin/chromium';
 const ANSWER_TIMEOUT_MS = 20000;
 // Nothing but loopback: no background services, and every host name other than localhost
 // and 127.0.0.* fails to resolve, so the browser cannot reach out even by mistake.
@@ -29,10 +28,10 @@ const FLAGS = [
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.*',
 ];
 
-async function main([pageUrl, collectorOrigin, userDataDir, cookies]) {
+async function main([chromiumPath, pageUrl, collectorOrigin, userDataDir, cookies]) {
   if (cookies === 'allow-third-party') allowThirdPartyCookies(userDataDir);
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath: chromiumPath,
     headless: true,
     args: FLAGS,
   });
