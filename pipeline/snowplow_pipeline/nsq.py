@@ -143,6 +143,8 @@ class NsqPublisher:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._ping_timeout = aiohttp.ClientTimeout(total=ping_timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
+        self._waiting: dict[str, list[_Waiting]] = {}
+        self._flushing: dict[str, asyncio.Task[None]] = {}
 
     async def publish(self, topic: str, messages: Sequence[bytes]) -> None:
         """Publish all ``messages`` to ``topic``; return only once nsqd accepted every one.
@@ -150,10 +152,56 @@ class NsqPublisher:
         Raises ``MessageTooLargeError``/``MessageRejectedError`` before sending anything when a
         message breaks nsqd's rules, and ``topics.PublishError`` when nsqd did not accept a
         request (earlier requests of the same call may then have been accepted).
+
+        Calls made while a request to nsqd is under way are sent together in the next one (a
+        collector answering many trackers at once makes one request to nsqd, not one each);
+        each call still returns only when its own messages were accepted, and fails with the
+        request that carried them.
         """
         check_messages(messages, max_message_bytes=self.max_message_bytes)
-        for batch in split_batches(messages, max_body_bytes=self.max_body_bytes):
-            await self._post_mpub(topic, encode_mpub(batch), count=len(batch))
+        if not messages:
+            return
+        if encoded_size(messages) > self.max_body_bytes:
+            for batch in split_batches(messages, max_body_bytes=self.max_body_bytes):
+                await self._post_mpub(topic, encode_mpub(batch), count=len(batch))
+            return
+        waiting = _Waiting(list(messages), asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(topic, []).append(waiting)
+        if topic not in self._flushing:
+            self._flushing[topic] = asyncio.create_task(self._flush(topic))
+        await waiting.accepted
+
+    async def _flush(self, topic: str) -> None:
+        """Send what waits for ``topic``, one request at a time, until nothing waits."""
+        try:
+            while self._waiting.get(topic):
+                batch = self._take_batch(topic)
+                messages = [m for waiting in batch for m in waiting.messages]
+                try:
+                    await self._post_mpub(topic, encode_mpub(messages), count=len(messages))
+                except Exception as exc:  # every caller in this request learns its fate
+                    for waiting in batch:
+                        if not waiting.accepted.done():
+                            waiting.accepted.set_exception(exc)
+                    continue
+                for waiting in batch:
+                    if not waiting.accepted.done():
+                        waiting.accepted.set_result(None)
+        finally:
+            del self._flushing[topic]
+
+    def _take_batch(self, topic: str) -> list[_Waiting]:
+        """The oldest waiting calls whose messages fit in one request body."""
+        queue = self._waiting[topic]
+        taken: list[_Waiting] = []
+        size = _MPUB_HEADER_BYTES
+        while queue:
+            extra = sum(len(m) + _MPUB_PREFIX_BYTES for m in queue[0].messages)
+            if taken and size + extra > self.max_body_bytes:
+                break
+            taken.append(queue.pop(0))
+            size += extra
+        return taken
 
     async def is_healthy(self) -> bool:
         """Whether nsqd answers ``GET /ping`` with ``OK`` within the ping timeout."""
@@ -198,6 +246,19 @@ class NsqPublisher:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session
+
+
+@dataclasses.dataclass(slots=True)
+class _Waiting:
+    """One ``publish`` call's messages and the future its caller awaits."""
+
+    messages: list[bytes]
+    accepted: asyncio.Future[None]
+
+
+def encoded_size(messages: Sequence[bytes]) -> int:
+    """Bytes of the binary ``MPUB`` body carrying ``messages``."""
+    return _MPUB_HEADER_BYTES + sum(len(m) + _MPUB_PREFIX_BYTES for m in messages)
 
 
 def check_messages(messages: Sequence[bytes], *, max_message_bytes: int) -> None:

@@ -121,3 +121,38 @@ async def test_health_check_gives_up_quickly_on_a_silent_server(topic: str) -> N
         assert loop.time() - started < 2
         with pytest.raises(topics.PublishError, match="TimeoutError"):
             await publisher.publish(topic, [b"m"])
+
+
+async def test_concurrent_calls_share_requests_and_each_returns_once_accepted(
+    nsqd: NsqdServer, publisher: nsq.NsqPublisher, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests: list[int] = []
+    post_mpub = publisher._post_mpub
+
+    async def counting(topic: str, body: bytes, *, count: int) -> None:
+        requests.append(count)
+        await post_mpub(topic, body, count=count)
+
+    monkeypatch.setattr(publisher, "_post_mpub", counting)
+
+    await asyncio.gather(*(publisher.publish(topic, [f"m{i}".encode()]) for i in range(200)))
+
+    assert sum(requests) == 200
+    assert len(requests) < 20
+    assert topic_depth(nsqd.http_url, topic) == 200
+
+
+async def test_every_call_in_a_refused_request_fails(nsqd: NsqdServer, topic: str) -> None:
+    async with nsq.NsqPublisher(http_address=nsqd.http_address) as publisher:
+        await publisher.publish(topic, [b"before"])
+        nsqd.stop()
+        try:
+            results = await asyncio.gather(
+                *(publisher.publish(topic, [b"during"]) for _ in range(20)),
+                return_exceptions=True,
+            )
+        finally:
+            nsqd.start()
+
+    assert all(isinstance(result, topics.PublishError) for result in results)
+    assert topic_depth(nsqd.http_url, topic) == 1
