@@ -19,7 +19,7 @@ import pydantic
 import pydantic_settings
 from pydantic import BaseModel, Field
 
-from snowplow_pipeline import badrows
+from snowplow_pipeline import badrows, configuring
 from snowplow_pipeline import nsq as nsq_boundary
 
 ENV_PREFIX = "SNOWPLOW_COLLECTOR_"
@@ -34,12 +34,7 @@ MappingTarget = Literal[
 ]
 
 
-class InvalidSettingsError(ValueError):
-    """The settings cannot be used; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid collector settings:\n  " + "\n  ".join(problems))
-        self.problems = problems
+InvalidSettingsError = configuring.InvalidSettingsError
 
 
 class CookieSettings(BaseModel):
@@ -171,46 +166,4 @@ def load(**overrides: Any) -> CollectorSettings:
 
     Raises ``InvalidSettingsError`` listing every problem with its environment variable.
     """
-    try:
-        return CollectorSettings(**overrides)
-    except pydantic.ValidationError as exc:
-        raise InvalidSettingsError([_describe(error) for error in exc.errors()]) from exc
-    except pydantic_settings.SettingsError as exc:
-        # The environment source stops at the first value that is not valid JSON, and names
-        # only the top-level field it was filling.
-        field = re.search(r'field "(\w+)"', str(exc))
-        name = ENV_PREFIX + (field.group(1).upper() if field else "*")
-        raise InvalidSettingsError(
-            [f"{name} (or one of {name}__*): not valid JSON, expected a JSON list or object"]
-        ) from exc
-
-
-def env_name(loc: tuple[int | str, ...]) -> str:
-    """The environment variable that sets the field at ``loc`` of a validation error."""
-    return _split_loc(loc)[0]
-
-
-def _split_loc(loc: tuple[int | str, ...]) -> tuple[str, tuple[int | str, ...]]:
-    # Walk down the nested groups as far as the location names their fields; what is left
-    # points inside a list or mapping value.
-    parts: list[str] = []
-    model: type[BaseModel] | None = CollectorSettings
-    for part in loc:
-        if model is None or not isinstance(part, str) or part not in model.model_fields:
-            break
-        parts.append(part)
-        annotation = model.model_fields[part].annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            model = None
-    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(parts).upper(), loc[len(parts) :]
-
-
-def _describe(error: Any) -> str:
-    name, inside = _split_loc(error["loc"])
-    where = name + "".join(f"[{part!r}]" for part in inside if part != "[key]")
-    received = repr(error.get("input"))
-    if len(received) > 60:
-        received = received[:57] + "..."
-    return f"{where}: {error['msg']} (got {received})"
+    return configuring.load(CollectorSettings, component="collector", **overrides)

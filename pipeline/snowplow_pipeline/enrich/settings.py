@@ -11,7 +11,6 @@ with the environment variable that sets it.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,14 @@ import pydantic
 import pydantic_settings
 from pydantic import Field
 
-from snowplow_pipeline import nsq, topics
+from snowplow_pipeline import configuring, nsq, topics
 
 ENV_PREFIX = "SNOWPLOW_ENRICH_"
 ENV_NESTED_DELIMITER = "__"
 NAME_PATTERN = r"^[.a-zA-Z0-9_-]{1,64}(#ephemeral)?$"  # nsqd's rule for topics and channels
 
 
-class InvalidSettingsError(ValueError):
-    """The settings cannot be used; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid enrich settings:\n  " + "\n  ".join(problems))
-        self.problems = problems
+InvalidSettingsError = configuring.InvalidSettingsError
 
 
 class NsqSettings(nsq.PublisherSettings):
@@ -121,32 +115,4 @@ def load(**overrides: Any) -> EnrichSettings:
 
     Raises ``InvalidSettingsError`` listing every problem with its environment variable.
     """
-    try:
-        return EnrichSettings(**overrides)
-    except pydantic.ValidationError as exc:
-        raise InvalidSettingsError([_describe(error) for error in exc.errors()]) from exc
-    except pydantic_settings.SettingsError as exc:
-        # The environment source stops at the first value that is not valid JSON, and names
-        # only the top-level field it was filling.
-        field = re.search(r'field "(\w+)"', str(exc))
-        name = ENV_PREFIX + (field.group(1).upper() if field else "*")
-        raise InvalidSettingsError(
-            [f"{name} (or one of {name}__*): not valid JSON, expected a JSON list or object"]
-        ) from exc
-
-
-def env_name(loc: tuple[int | str, ...]) -> str:
-    """The environment variable that sets the field at ``loc`` of a validation error."""
-    names = []
-    for part in loc:
-        if not isinstance(part, str) or part.startswith("["):
-            break
-        names.append(part)
-    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(names).upper()
-
-
-def _describe(error: Any) -> str:
-    received = repr(error.get("input"))
-    if len(received) > 60:
-        received = received[:57] + "..."
-    return f"{env_name(error['loc'])}: {error['msg']} (got {received})"
+    return configuring.load(EnrichSettings, component="enrich", **overrides)

@@ -19,7 +19,7 @@ import pydantic
 import pydantic_settings
 from pydantic import BaseModel, Field
 
-from snowplow_pipeline import nsq
+from snowplow_pipeline import configuring, nsq
 from snowplow_pipeline.sink import templates
 
 ENV_PREFIX = "SNOWPLOW_SINK_"
@@ -28,12 +28,7 @@ DEFAULT_CHANNELS = {"good": "ESLoaderChannelGood", "bad": "ESLoaderChannelBad"}
 INDEX_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
-class InvalidSettingsError(ValueError):
-    """The settings cannot be used; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid sink settings:\n  " + "\n  ".join(problems))
-        self.problems = problems
+InvalidSettingsError = configuring.InvalidSettingsError
 
 
 class ElasticsearchSettings(BaseModel):
@@ -178,33 +173,4 @@ def load(**overrides: Any) -> SinkSettings:
 
     Raises ``InvalidSettingsError`` listing every problem with its environment variable.
     """
-    try:
-        return SinkSettings(**overrides)
-    except pydantic.ValidationError as exc:
-        raise InvalidSettingsError([_describe(error) for error in exc.errors()]) from exc
-    except pydantic_settings.SettingsError as exc:
-        raise InvalidSettingsError([f"{ENV_PREFIX}*: {exc}"]) from exc
-
-
-def env_name(loc: tuple[int | str, ...]) -> str:
-    """The environment variable of the field at ``loc`` (list positions are left out)."""
-    names = [part for part in loc if isinstance(part, str)]
-    model: type[BaseModel] | None = SinkSettings
-    kept: list[str] = []
-    for name in names:
-        if model is None or name not in model.model_fields:
-            break
-        kept.append(name)
-        annotation = model.model_fields[name].annotation
-        is_group = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation if is_group else None  # type: ignore[assignment]
-    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(kept).upper()
-
-
-def _describe(error: Any) -> str:
-    received = repr(error.get("input"))
-    if "password" in error["loc"]:
-        received = "(hidden)"
-    elif len(received) > 60:
-        received = received[:57] + "..."
-    return f"{env_name(error['loc'])}: {error['msg']} (got {received})"
+    return configuring.load(SinkSettings, component="sink", **overrides)
