@@ -6,6 +6,9 @@ SnowplowMini, so deleting one (or its namespace) never waits for the operator, a
 reconciliation level-based: every trigger (a SnowplowMini listed at start-up or changed, a
 child changed or deleted, the periodic resync) enqueues the same full reconcile.
 
+Expiry has no per-object timer either: one sweeper task (``sweeping``) is fed the latest body
+of every SnowplowMini by the watch handler.
+
 A SnowplowMini's own status writes come back as watch events; those are skipped when
 ``status.observedGeneration`` already equals ``metadata.generation``, so status does not loop.
 """
@@ -15,14 +18,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import dataclasses
+import datetime
 import logging
 from collections.abc import Hashable
 from typing import Any
 
 import kopf
 
-from snowplow_operator import children, kube, metrics, naming, queueing, reconciling
+from snowplow_operator import (
+    children,
+    kube,
+    lifecycle,
+    metrics,
+    naming,
+    queueing,
+    reconciling,
+    sweeping,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +63,8 @@ class OperatorOptions:
     workers: int = 4
     resync_seconds: float = 300.0
     namespaced: bool = True
+    policy: lifecycle.Policy = dataclasses.field(default_factory=lifecycle.Policy)
+    sweep_interval_seconds: float = 30.0
 
 
 @dataclasses.dataclass
@@ -56,8 +72,10 @@ class Runtime:
     reconciler: reconciling.Reconciler
     queue: queueing.WorkQueue
     index: children.ChildIndex
+    sweeper: sweeping.Sweeper
     known: set[Key] = dataclasses.field(default_factory=set)
     resync: asyncio.Task[None] | None = None
+    sweep: asyncio.Task[None] | None = None
 
 
 @kopf.on.login(registry=registry)
@@ -91,7 +109,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(options.workers + 2))
     index = children.ChildIndex(max_age_seconds=options.resync_seconds)
     client = kube.Kube(kube.load_client(options.kubeconfig))
-    reconciler = reconciling.Reconciler(client, index)
+    reconciler = reconciling.Reconciler(client, index, options.policy)
 
     async def work(key: Hashable) -> float | None:
         namespace, name = key  # type: ignore[misc]
@@ -100,9 +118,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         return outcome.requeue_after_seconds
 
     queue = queueing.WorkQueue(work, workers=options.workers)
-    runtime = Runtime(reconciler=reconciler, queue=queue, index=index)
+    sweeper = sweeping.Sweeper(client, options.policy)
+    runtime = Runtime(reconciler=reconciler, queue=queue, index=index, sweeper=sweeper)
     runtime.queue.start()
     runtime.resync = asyncio.create_task(_resync(runtime, options.resync_seconds))
+    runtime.sweep = asyncio.create_task(_sweep(runtime, options.sweep_interval_seconds))
     memo.runtime = runtime
 
 
@@ -127,10 +147,12 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime | None = memo.get("runtime")
     if runtime is None:
         return
-    if runtime.resync is not None:
-        runtime.resync.cancel()
+    for task in (runtime.resync, runtime.sweep):
+        if task is None:
+            continue
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await runtime.resync
+            await task
     await runtime.queue.stop()
 
 
@@ -140,12 +162,14 @@ async def mini_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
     key = (body.metadata.namespace, body.metadata.name)
     if event["type"] == "DELETED":
         runtime.known.discard(key)
+        runtime.sweeper.forget(key)
         runtime.queue.forget(key)
         runtime.index.forget(key[0], f"{key[1]}-")
         metrics.MINIS.set(len(runtime.known))
         return
     first_sight = key not in runtime.known
     runtime.known.add(key)
+    runtime.sweeper.saw(copy.deepcopy(dict(body)))
     metrics.MINIS.set(len(runtime.known))
     if first_sight or body.status.get("observedGeneration") != body.metadata.get("generation"):
         runtime.queue.add(key)
@@ -197,4 +221,18 @@ async def _resync(runtime: Runtime, interval_seconds: float) -> None:
     while True:
         await asyncio.sleep(interval_seconds)
         for key in sorted(runtime.known):
+            runtime.queue.add(key)
+
+
+async def _sweep(runtime: Runtime, interval_seconds: float) -> None:
+    """Act on expiry every ``interval_seconds``: the one sweeper task of the operator."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            now = datetime.datetime.now(datetime.UTC)
+            due = await asyncio.to_thread(runtime.sweeper.sweep, now)
+        except Exception:
+            logger.exception("The expiry sweep failed; trying again in %.0f s.", interval_seconds)
+            continue
+        for key in due:
             runtime.queue.add(key)

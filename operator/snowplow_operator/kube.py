@@ -97,25 +97,44 @@ class Kube:
         except NotFoundError:
             return None
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply ``manifest`` as our field manager; returns the stored object."""
+    def apply(
+        self, manifest: dict[str, Any], *, field_manager: str = naming.MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply ``manifest`` as ``field_manager``; returns the stored object."""
         meta = manifest["metadata"]
         return self._call(
             "PATCH",
             path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]),
             body=manifest,
             content_type="application/apply-patch+yaml",
-            query=[("fieldManager", naming.MANAGER), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true")],
         )
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        """Delete with background propagation; an object already gone is not an error."""
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None, *, selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects of one kind in ``namespace`` (``None``: all namespaces) matching ``selector``."""
+        if namespace is None:
+            root = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            resource_path = f"{root}/{PLURALS[kind]}"
+        else:
+            resource_path = path(api_version, kind, namespace)
+        query = [("labelSelector", selector)] if selector else []
+        return self._call("GET", resource_path, query=query).get("items", [])
+
+    def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, *, uid: str | None = None
+    ) -> None:
+        """Delete with background propagation; an object already gone is not an error.
+
+        With ``uid``, only that very object is deleted (a 409 ``KubeError`` if the name now
+        belongs to another one).
+        """
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
         with contextlib.suppress(NotFoundError):
-            self._call(
-                "DELETE",
-                path(api_version, kind, namespace, name),
-                body={"propagationPolicy": "Background"},
-            )
+            self._call("DELETE", path(api_version, kind, namespace, name), body=body)
 
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource with ``patch`` (``None`` removes a field)."""

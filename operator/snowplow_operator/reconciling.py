@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime
 import logging
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from snowplow_operator import (
     conditions,
     images,
     kube,
+    lifecycle,
     metrics,
     naming,
     readiness,
@@ -50,9 +52,15 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, client: kube.Kube, index: children.ChildIndex | None = None) -> None:
+    def __init__(
+        self,
+        client: kube.Kube,
+        index: children.ChildIndex | None = None,
+        policy: lifecycle.Policy | None = None,
+    ) -> None:
         self.kube = client
         self.index = index
+        self.policy = policy or lifecycle.Policy()
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         """Bring one SnowplowMini's children and status in line with its spec.
@@ -89,8 +97,19 @@ class Reconciler:
         mini = rendering.Mini(
             name=name, namespace=namespace, uid=body["metadata"]["uid"], spec=spec
         )
+        # A suspended or expired-and-suspended mini keeps every child but runs no pod.
+        expiry = lifecycle.expires_at(body, self.policy)
+        suspended = lifecycle.suspension(
+            suspend=spec.suspend,
+            expiry=expiry,
+            now=datetime.datetime.now(datetime.UTC),
+            policy=self.policy,
+        )
+        manifests = rendering.render(mini, api_keys=api_keys)
+        if suspended is not None:
+            manifests = lifecycle.scaled_to_zero(manifests)
         try:
-            applied = self._apply_all(rendering.render(mini, api_keys=api_keys))
+            applied = self._apply_all(manifests)
             self._prune(mini)
         except kube.KubeError as exc:
             self._block(body, reason="ReconcileError", problems=[str(exc)])
@@ -104,7 +123,11 @@ class Reconciler:
             previous=body.get("status"),
             at=conditions.now(),
             operator_version=images.operator_version(),
+            suspended=suspended,
         )
+        status.pop("expiresAt", None)
+        if expiry is not None:
+            status["expiresAt"] = lifecycle.format_time(expiry)
         self._write_status(body, status)
         ready = all(state.ready for state in states)
         return Outcome(None if ready else NOT_READY_RECHECK_SECONDS)

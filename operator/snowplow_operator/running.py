@@ -12,7 +12,7 @@ import kopf
 import pydantic_settings
 from pydantic import Field
 
-from snowplow_operator import handlers, metrics
+from snowplow_operator import handlers, lifecycle, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,28 @@ class OperatorSettings(pydantic_settings.BaseSettings):
     liveness_url: str | None = Field(
         None, description="kopf's liveness endpoint, e.g. http://0.0.0.0:8080/healthz."
     )
+    max_ttl: str | None = Field(
+        None,
+        pattern=r"^([0-9]+(s|m|h|d))+$",
+        description="Longest life of any sandbox after creation, e.g. 7d; none: no cap.",
+    )
+    expiry_action: lifecycle.ExpiryAction = Field(
+        lifecycle.ExpiryAction.DELETE, description="What expiry does: delete or suspend."
+    )
+    expiry_warning_seconds: float = Field(
+        600.0, ge=0, description="The ExpiringSoon Warning Event comes this long before expiry."
+    )
+    sweep_interval_seconds: float = Field(
+        30.0, gt=0, le=3600, description="How often the sweeper looks for expired sandboxes."
+    )
+
+    def policy(self) -> lifecycle.Policy:
+        max_ttl = lifecycle.parse_duration(self.max_ttl) if self.max_ttl else None
+        return lifecycle.Policy(
+            max_ttl_seconds=max_ttl.total_seconds() if max_ttl else None,
+            warning_seconds=self.expiry_warning_seconds,
+            action=self.expiry_action,
+        )
 
 
 def run(settings: OperatorSettings) -> None:
@@ -53,6 +75,8 @@ def run(settings: OperatorSettings) -> None:
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
         namespaced=bool(settings.namespaces),
+        policy=settings.policy(),
+        sweep_interval_seconds=settings.sweep_interval_seconds,
     )
     logger.info(
         "Starting the SnowplowMini operator for %s.",

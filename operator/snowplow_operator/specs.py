@@ -208,7 +208,7 @@ class Source(_Model):
 
 
 class Lifecycle(_Model):
-    """Reserved: expiry is not implemented yet (see docs/operator.md)."""
+    """When the sandbox expires; ``lifecycle.expires_at`` does the arithmetic."""
 
     ttl: Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)] | None = None
     expires_at: str | None = None

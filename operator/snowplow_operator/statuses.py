@@ -10,6 +10,12 @@ Condition set (all with ``observedGeneration``):
 * ``Degraded``: a workload is stuck (``ComponentDegraded``), else False (``AsExpected``).
 * one ``<Component>Ready`` per component: ``Available``, ``RollingOut``, ``Unavailable``,
   ``CreatingDataViews``, ``DataViewsFailed``, ``Missing`` or ``Disabled``.
+* ``Suspended``: True (``Suspended`` for ``spec.suspend``, ``Expired`` when expiry suspends)
+  while every Deployment is at zero replicas on purpose; then Ready is False with the same
+  reason. Written only once a SnowplowMini was suspended (False, ``Resumed``, afterwards).
+
+``expiresAt`` is not built here: the reconcile sets it, and ``build`` keeps the previous value
+so that a status rebuilt without it never drops it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from snowplow_operator import conditions, naming
 from snowplow_operator.readiness import ComponentState
 
 Status = dict[str, Any]
+SUSPENDED = "Suspended"
 
 
 def build(
@@ -31,8 +38,13 @@ def build(
     previous: Status | None,
     at: str,
     operator_version: str,
+    suspended: str | None = None,
 ) -> Status:
-    """The whole status after a successful apply of every child."""
+    """The whole status after a successful apply of every child.
+
+    ``suspended`` is the reason the children were scaled to zero on purpose (see
+    ``lifecycle.suspension``), or ``None`` when they should run.
+    """
     previous = previous or {}
     waiting = [s for s in states if not s.ready]
     stuck = [s for s in states if s.degraded]
@@ -42,13 +54,20 @@ def build(
         _degraded(stuck, generation),
         *(_component(state, generation) for state in states),
     ]
-    return {
+    if suspended is not None:
+        new[:2] = _suspended(suspended, waiting, generation)
+    if suspended is not None or conditions.find(previous.get("conditions"), SUSPENDED):
+        new.append(_suspended_condition(suspended, generation))
+    status = {
         "observedGeneration": generation,
         "conditions": conditions.merge(previous.get("conditions"), new, at),
         "components": [_component_entry(state) for state in states],
         "endpoints": endpoints,
         "operatorVersion": operator_version,
     }
+    if "expiresAt" in previous:
+        status["expiresAt"] = previous["expiresAt"]
+    return status
 
 
 def blocked(
@@ -85,6 +104,41 @@ def blocked(
         "conditions": conditions.merge(previous.get("conditions"), new, at),
         "operatorVersion": operator_version,
     }
+
+
+def _suspended(
+    reason: str, waiting: Sequence[ComponentState], generation: int
+) -> list[conditions.Condition]:
+    """Ready and Progressing of a SnowplowMini scaled to zero on purpose."""
+    why = "spec.suspend is true" if reason == "Suspended" else "the sandbox expired"
+    scaling = [s.component for s in waiting]
+    progress = f"scaling down {', '.join(scaling)}" if scaling else "every component is at zero"
+    return [
+        conditions.make(
+            conditions.READY,
+            False,
+            reason=reason,
+            message=f"{why}: every component is scaled to zero; the data is kept",
+            generation=generation,
+        ),
+        conditions.make(
+            conditions.PROGRESSING,
+            bool(scaling),
+            reason=reason,
+            message=progress,
+            generation=generation,
+        ),
+    ]
+
+
+def _suspended_condition(reason: str | None, generation: int) -> conditions.Condition:
+    if reason is None:
+        return conditions.make(
+            SUSPENDED, False, reason="Resumed", message="", generation=generation
+        )
+    return conditions.make(
+        SUSPENDED, True, reason=reason, message="scaled to zero", generation=generation
+    )
 
 
 def _ready(waiting: Sequence[ComponentState], generation: int) -> conditions.Condition:
