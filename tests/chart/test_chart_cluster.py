@@ -113,8 +113,17 @@ def test_cluster_wide_chart_operator_with_its_service_account_reconciles_to_read
         assert installing.status_of(lambda: core.list_namespaced_pod(namespace)) == 403
         assert (
             installing.status_of(
-                lambda: kubernetes.client.CustomObjectsApi(sa).delete_namespaced_custom_object(
-                    naming.GROUP, naming.VERSION, namespace, naming.PLURAL, name
+                lambda: kubernetes.client.CustomObjectsApi(sa).create_namespaced_custom_object(
+                    naming.GROUP,
+                    naming.VERSION,
+                    namespace,
+                    naming.PLURAL,
+                    {
+                        "apiVersion": naming.API_VERSION,
+                        "kind": naming.KIND,
+                        "metadata": {"name": "made-by-the-operator"},
+                        "spec": {},
+                    },
                 )
             )
             == 403

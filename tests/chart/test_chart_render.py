@@ -18,6 +18,7 @@ NAMESPACED = {
     ("snowplowmini.dev", "snowplowminis", "get"),
     ("snowplowmini.dev", "snowplowminis", "list"),
     ("snowplowmini.dev", "snowplowminis", "watch"),
+    ("snowplowmini.dev", "snowplowminis", "delete"),  # the sweeper deletes expired sandboxes
     ("snowplowmini.dev", "snowplowminis/status", "patch"),
     ("snowplowmini.dev", "snowplowminis/finalizers", "update"),
     *(

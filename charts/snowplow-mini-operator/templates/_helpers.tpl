@@ -56,7 +56,8 @@ other value in .Values.images stops the install instead of being silently ignore
 
 {{/*
 What the operator does, derived from operator/snowplow_operator (kube.py, reconciling.py,
-handlers.py): it reads SnowplowMinis and writes only their status; it watches its children
+handlers.py, sweeping.py): it reads SnowplowMinis, writes their status and deletes the ones
+whose expiry has passed (the operator-level sweeper); it watches its children
 (label-filtered watches still need list and watch on the whole kind) and server-side applies
 them (patch, plus create for an object not there yet); it deletes only Deployments, Services
 and Jobs (Kibana switched off, a Job whose template changed); it reads Secrets named by
@@ -67,7 +68,7 @@ is on. It never deletes Secrets, ConfigMaps or PVCs and never watches PVCs.
 {{- define "snowplow-mini-operator.namespacedRules" -}}
 - apiGroups: [snowplowmini.dev]
   resources: [snowplowminis]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, delete]
 - apiGroups: [snowplowmini.dev]
   resources: [snowplowminis/status]
   verbs: [patch]
