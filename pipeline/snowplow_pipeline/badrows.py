@@ -85,17 +85,9 @@ def adapter_failures(
     messages: list[dict[str, Any]],
     payload: dict[str, Any],
 ) -> dict[str, Any]:
-    return _row(
-        ADAPTER_FAILURES,
-        component=component,
-        failure={
-            "timestamp": now_iso(),
-            "vendor": vendor,
-            "version": version,
-            "messages": messages,
-        },
-        payload=payload,
-    )
+    """A request no adapter could read; ``payload`` is the collector payload as JSON."""
+    failure = {"timestamp": now_iso(), "vendor": vendor, "version": version, "messages": messages}
+    return _row(ADAPTER_FAILURES, component=component, failure=failure, payload=payload)
 
 
 def tracker_protocol_violations(
@@ -106,17 +98,9 @@ def tracker_protocol_violations(
     messages: list[dict[str, Any]],
     payload: dict[str, Any],
 ) -> dict[str, Any]:
-    return _row(
-        TRACKER_PROTOCOL_VIOLATIONS,
-        component=component,
-        failure={
-            "timestamp": now_iso(),
-            "vendor": vendor,
-            "version": version,
-            "messages": messages,
-        },
-        payload=payload,
-    )
+    """A request against the tracker protocol; ``payload`` is the collector payload as JSON."""
+    failure = {"timestamp": now_iso(), "vendor": vendor, "version": version, "messages": messages}
+    return _row(TRACKER_PROTOCOL_VIOLATIONS, component=component, failure=failure, payload=payload)
 
 
 def schema_violations(
@@ -126,11 +110,9 @@ def schema_violations(
     enriched: dict[str, Any],
     raw: dict[str, Any],
 ) -> dict[str, Any]:
-    return _row(
-        SCHEMA_VIOLATIONS,
-        component=component,
-        failure={"timestamp": now_iso(), "messages": messages},
-        payload={"enriched": enriched, "raw": raw},
+    """An event whose atomic fields or self-describing JSON are invalid."""
+    return _event_row(
+        SCHEMA_VIOLATIONS, component=component, messages=messages, enriched=enriched, raw=raw
     )
 
 
@@ -141,8 +123,22 @@ def enrichment_failures(
     enriched: dict[str, Any],
     raw: dict[str, Any],
 ) -> dict[str, Any]:
+    """An event an enrichment could not process."""
+    return _event_row(
+        ENRICHMENT_FAILURES, component=component, messages=messages, enriched=enriched, raw=raw
+    )
+
+
+def _event_row(
+    schema: str,
+    *,
+    component: str,
+    messages: list[dict[str, Any]],
+    enriched: dict[str, Any],
+    raw: dict[str, Any],
+) -> dict[str, Any]:
     return _row(
-        ENRICHMENT_FAILURES,
+        schema,
         component=component,
         failure={"timestamp": now_iso(), "messages": messages},
         payload={"enriched": enriched, "raw": raw},
