@@ -29,6 +29,7 @@ import kopf
 
 from snowplow_operator import (
     children,
+    images,
     kube,
     lifecycle,
     metrics,
@@ -65,6 +66,7 @@ class OperatorOptions:
     namespaced: bool = True
     policy: lifecycle.Policy = dataclasses.field(default_factory=lifecycle.Policy)
     sweep_interval_seconds: float = 30.0
+    default_images: images.Defaults = dataclasses.field(default_factory=images.Defaults)
 
 
 @dataclasses.dataclass
@@ -109,7 +111,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(options.workers + 2))
     index = children.ChildIndex(max_age_seconds=options.resync_seconds)
     client = kube.Kube(kube.load_client(options.kubeconfig))
-    reconciler = reconciling.Reconciler(client, index, options.policy)
+    reconciler = reconciling.Reconciler(
+        client, index, options.policy, default_images=options.default_images
+    )
 
     async def work(key: Hashable) -> float | None:
         namespace, name = key  # type: ignore[misc]

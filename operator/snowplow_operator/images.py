@@ -1,4 +1,5 @@
-"""The one place for default container images.
+"""The one place for default container images (``Defaults``), which the operator's settings
+may override.
 
 The pipeline image (collector, enrich and both sinks) follows the operator's own version, so an
 operator upgrade moves every SnowplowMini that does not pin ``spec.<component>.image`` to the
@@ -7,6 +8,7 @@ matching pipeline; the third-party images are pinned here and bumped deliberatel
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 
 PIPELINE_REPOSITORY = "ghcr.io/snowplow-mini-k8s/snowplow-mini-pipeline"
@@ -25,3 +27,14 @@ def operator_version() -> str:
 
 def pipeline() -> str:
     return f"{PIPELINE_REPOSITORY}:{operator_version()}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Defaults:
+    """The images a SnowplowMini gets where its spec pins none; the operator's settings (and
+    so the Helm chart's values) may replace each one."""
+
+    pipeline: str = dataclasses.field(default_factory=pipeline)
+    nsq: str = NSQ
+    elasticsearch: str = ELASTICSEARCH
+    kibana: str = KIBANA

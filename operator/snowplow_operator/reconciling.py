@@ -57,10 +57,12 @@ class Reconciler:
         client: kube.Kube,
         index: children.ChildIndex | None = None,
         policy: lifecycle.Policy | None = None,
+        default_images: images.Defaults | None = None,
     ) -> None:
         self.kube = client
         self.index = index
         self.policy = policy or lifecycle.Policy()
+        self.default_images = default_images or images.Defaults()
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         """Bring one SnowplowMini's children and status in line with its spec.
@@ -95,7 +97,11 @@ class Reconciler:
             return Outcome(MISSING_REFERENCE_RECHECK_SECONDS)
 
         mini = rendering.Mini(
-            name=name, namespace=namespace, uid=body["metadata"]["uid"], spec=spec
+            name=name,
+            namespace=namespace,
+            uid=body["metadata"]["uid"],
+            spec=spec,
+            images=self.default_images,
         )
         # A suspended or expired-and-suspended mini keeps every child but runs no pod.
         expiry = lifecycle.expires_at(body, self.policy)

@@ -54,6 +54,7 @@ class Mini:
     namespace: str
     uid: str
     spec: specs.MiniSpec
+    images: images.Defaults = dataclasses.field(default_factory=images.Defaults)
 
 
 def render(mini: Mini, *, api_keys: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -112,7 +113,7 @@ def render_nsq(mini: Mini) -> list[dict[str, Any]]:
     name = naming.child_name(mini.name, naming.NSQ)
     nsqd = {
         "name": "nsqd",
-        "image": spec.image or images.NSQ,
+        "image": spec.image or mini.images.nsq,
         "args": [
             "/nsqd",
             "--data-path=/data",
@@ -132,7 +133,7 @@ def render_nsq(mini: Mini) -> list[dict[str, Any]]:
     containers = [nsqd]
     ports = [_port("tcp", NSQD_TCP_PORT), _port("http", NSQD_HTTP_PORT)]
     if spec.admin.enabled:
-        containers.append(_nsqadmin(spec))
+        containers.append(_nsqadmin(spec, default_image=mini.images.nsq))
         ports.append(_port("admin", NSQADMIN_PORT))
     pod = _pod(containers, uid=podspecs.NSQ_UID, volumes=[_empty_dir("data")])
     return [
@@ -141,10 +142,10 @@ def render_nsq(mini: Mini) -> list[dict[str, Any]]:
     ]
 
 
-def _nsqadmin(spec: specs.Nsq) -> dict[str, Any]:
+def _nsqadmin(spec: specs.Nsq, *, default_image: str) -> dict[str, Any]:
     return {
         "name": "nsqadmin",
-        "image": spec.image or images.NSQ,
+        "image": spec.image or default_image,
         "args": [
             "/nsqadmin",
             f"--nsqd-http-address=127.0.0.1:{NSQD_HTTP_PORT}",
@@ -165,7 +166,7 @@ def render_elasticsearch(mini: Mini) -> list[dict[str, Any]]:
     name = naming.child_name(mini.name, naming.ELASTICSEARCH)
     container = {
         "name": "elasticsearch",
-        "image": spec.image or images.ELASTICSEARCH,
+        "image": spec.image or mini.images.elasticsearch,
         "env": podspecs.env_list(
             {
                 "discovery.type": "single-node",
@@ -228,7 +229,7 @@ def render_kibana(mini: Mini) -> list[dict[str, Any]]:
     es_url = f"http://{service_host(mini, naming.ELASTICSEARCH)}:{ELASTICSEARCH_PORT}"
     container = {
         "name": "kibana",
-        "image": spec.image or images.KIBANA,
+        "image": spec.image or mini.images.kibana,
         "env": podspecs.env_list({"ELASTICSEARCH_HOSTS": es_url, "SERVER_NAME": mini.name}),
         "ports": [{"name": "http", "containerPort": KIBANA_PORT}],
         "readinessProbe": podspecs.http_probe("/api/status", "http"),
@@ -271,7 +272,7 @@ def render_data_views_job(mini: Mini) -> dict[str, Any]:
     kibana_url = f"http://{service_host(mini, naming.KIBANA)}:{KIBANA_PORT}"
     container = {
         "name": "data-views",
-        "image": mini.spec.kibana.image or images.KIBANA,
+        "image": mini.spec.kibana.image or mini.images.kibana,
         "command": ["/bin/bash", "-c", data_views_script(kibana_url)],
         "resources": podspecs.resources(specs.Resources(), JOB_AMOUNTS),
         "securityContext": podspecs.container_security(read_only_root=True),
@@ -300,6 +301,7 @@ def render_collector(mini: Mini) -> list[dict[str, Any]]:
     config = _config_map(mini, naming.COLLECTOR, name=name, data=process.env)
     container = _pipeline_container(
         naming.COLLECTOR,
+        default_image=mini.images.pipeline,
         spec=spec,
         process=process,
         env_from=name,
@@ -336,7 +338,12 @@ def render_enrich(mini: Mini, *, api_keys: Mapping[str, str]) -> list[dict[str, 
         data={pipeline_env.RESOLVER_FILE: _json(resolvers.render(mini.spec.iglu, api_keys))},
     )
     container = _pipeline_container(
-        naming.ENRICH, spec=spec, process=process, env_from=name, amounts=DEFAULTS[naming.ENRICH]
+        naming.ENRICH,
+        default_image=mini.images.pipeline,
+        spec=spec,
+        process=process,
+        env_from=name,
+        amounts=DEFAULTS[naming.ENRICH],
     )
     container["ports"] = [{"name": "http", "containerPort": pipeline_env.ENRICH_HEALTH_PORT}]
     container["readinessProbe"] = podspecs.http_probe("/health", "http")
@@ -361,7 +368,12 @@ def render_sink(mini: Mini, kind: pipeline_env.SinkKind) -> list[dict[str, Any]]
     process = pipeline_env.sink(kind, wiring(mini))
     config = _config_map(mini, component, name=name, data=process.env)
     container = _pipeline_container(
-        component, spec=mini.spec.sinks, process=process, env_from=name, amounts=DEFAULTS["sinks"]
+        component,
+        default_image=mini.images.pipeline,
+        spec=mini.spec.sinks,
+        process=process,
+        env_from=name,
+        amounts=DEFAULTS["sinks"],
     )
     container["ports"] = [{"name": "http", "containerPort": pipeline_env.SINK_HEALTH_PORT}]
     container["readinessProbe"] = podspecs.http_probe("/health", "http")
@@ -373,6 +385,7 @@ def render_sink(mini: Mini, kind: pipeline_env.SinkKind) -> list[dict[str, Any]]
 def _pipeline_container(
     component: str,
     *,
+    default_image: str,
     spec: specs.Component,
     process: pipeline_env.Process,
     env_from: str,
@@ -380,7 +393,7 @@ def _pipeline_container(
 ) -> dict[str, Any]:
     return {
         "name": component,
-        "image": spec.image or images.pipeline(),
+        "image": spec.image or default_image,
         "args": list(process.args),
         "envFrom": [{"configMapRef": {"name": env_from}}],
         "resources": podspecs.resources(spec.resources, amounts),

@@ -12,7 +12,7 @@ import kopf
 import pydantic_settings
 from pydantic import Field
 
-from snowplow_operator import handlers, lifecycle, metrics
+from snowplow_operator import handlers, images, lifecycle, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,26 @@ class OperatorSettings(pydantic_settings.BaseSettings):
     sweep_interval_seconds: float = Field(
         30.0, gt=0, le=3600, description="How often the sweeper looks for expired sandboxes."
     )
+    pipeline_image: str | None = Field(
+        None, description="Image of collector, enrich and sinks; default: this version's."
+    )
+    nsq_image: str | None = Field(None, description="Image of nsqd and nsqadmin.")
+    elasticsearch_image: str | None = Field(None, description="Image of Elasticsearch.")
+    kibana_image: str | None = Field(None, description="Image of Kibana and its Job.")
+
+    def default_images(self) -> images.Defaults:
+        """The built-in defaults, with each image the settings name instead."""
+        chosen = {
+            field: value
+            for field, value in (
+                ("pipeline", self.pipeline_image),
+                ("nsq", self.nsq_image),
+                ("elasticsearch", self.elasticsearch_image),
+                ("kibana", self.kibana_image),
+            )
+            if value
+        }
+        return images.Defaults(**chosen)
 
     def policy(self) -> lifecycle.Policy:
         max_ttl = lifecycle.parse_duration(self.max_ttl) if self.max_ttl else None
@@ -77,6 +97,7 @@ def run(settings: OperatorSettings) -> None:
         namespaced=bool(settings.namespaces),
         policy=settings.policy(),
         sweep_interval_seconds=settings.sweep_interval_seconds,
+        default_images=settings.default_images(),
     )
     logger.info(
         "Starting the SnowplowMini operator for %s.",

@@ -215,22 +215,18 @@ def test_custom_operator_image_and_pull_settings_are_used(helm: pathlib.Path) ->
     assert pod["imagePullSecrets"] == [{"name": "pull"}]
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "component"),
-    [
-        pytest.param("images.nsq.tag", "v1.2.1", "nsq", id="nsq"),
-        pytest.param("images.kibana.repository", "mirror/kibana", "kibana", id="kibana"),
-        pytest.param("images.pipeline.tag", "0.0.9", "collector/enrich/sinks", id="pipeline"),
-    ],
-)
-def test_component_image_the_operator_cannot_take_stops_the_install(
-    helm: pathlib.Path, key: str, value: str, component: str
-) -> None:
-    with pytest.raises(charting.HelmError) as failure:
-        charting.template(helm, {key: value})
+def test_component_images_reach_the_operator_as_its_settings(helm: pathlib.Path) -> None:
+    manifests = charting.template(
+        helm, {"images.nsq.tag": "v1.2.1", "images.kibana.repository": "mirror/kibana"}
+    )
 
-    assert "cannot take another image from its settings yet" in failure.value.stderr
-    assert f"set spec.{component}.image in each SnowplowMini instead" in failure.value.stderr
+    env = {item["name"]: item["value"] for item in operator_container(manifests)["env"]}
+    assert env == {
+        "SNOWPLOW_OPERATOR_PIPELINE_IMAGE": f"{images.PIPELINE_REPOSITORY}:0.1.0",
+        "SNOWPLOW_OPERATOR_NSQ_IMAGE": "nsqio/nsq:v1.2.1",
+        "SNOWPLOW_OPERATOR_ELASTICSEARCH_IMAGE": images.ELASTICSEARCH,
+        "SNOWPLOW_OPERATOR_KIBANA_IMAGE": "mirror/kibana:8.19.21",
+    }
 
 
 def test_default_images_are_the_ones_the_operator_runs() -> None:

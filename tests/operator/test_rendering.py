@@ -295,3 +295,39 @@ def test_endpoints_name_the_in_cluster_services() -> None:
         "kibana": "http://dev-kibana.team-a.svc:5601",
         "nsqadmin": "http://dev-nsq.team-a.svc:4171",
     }
+
+
+def images_by_container(manifests: list[dict[str, Any]]) -> dict[str, str]:
+    found = {}
+    for manifest in manifests:
+        if manifest["kind"] in ("Deployment", "Job"):
+            for container in manifest["spec"]["template"]["spec"]["containers"]:
+                found[container["name"]] = container["image"]
+    return found
+
+
+def test_operator_wide_default_images_apply_where_the_spec_pins_none() -> None:
+    defaults = images.Defaults(
+        pipeline="registry.test/pipeline:7",
+        nsq="registry.test/nsq:1",
+        elasticsearch="registry.test/es:8",
+        kibana="registry.test/kb:8",
+    )
+    spec = specs.parse({"enrich": {"image": "registry.test/my-enrich:2"}})
+    mini = rendering.Mini("dev", NAMESPACE, "uid-1", spec, images=defaults)
+
+    found = images_by_container(rendering.render(mini, api_keys={}))
+
+    assert found["collector"] == "registry.test/pipeline:7"
+    assert found["enrich"] == "registry.test/my-enrich:2"
+    assert found["nsqd"] == found["nsqadmin"] == "registry.test/nsq:1"
+    assert found["elasticsearch"] == "registry.test/es:8"
+    assert found["kibana"] == "registry.test/kb:8"
+
+
+def test_operator_settings_replace_only_the_images_they_name() -> None:
+    from snowplow_operator import running
+
+    settings = running.OperatorSettings(nsq_image="registry.test/nsq:1")
+
+    assert settings.default_images() == images.Defaults(nsq="registry.test/nsq:1")

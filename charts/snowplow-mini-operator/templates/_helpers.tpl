@@ -34,27 +34,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-The operator's built-in component images (operator/snowplow_operator/images.py; the pipeline
-follows the operator's version). Until the operator can take images from its settings, any
-other value in .Values.images stops the install instead of being silently ignored.
-*/}}
-{{- define "snowplow-mini-operator.checkComponentImages" -}}
-{{- $operatorTag := default .Chart.AppVersion .Values.images.operator.tag -}}
-{{- $builtin := dict
-  "pipeline" (printf "ghcr.io/snowplow-mini-k8s/snowplow-mini-pipeline:%s" $operatorTag)
-  "nsq" "nsqio/nsq:v1.3.0"
-  "elasticsearch" "docker.elastic.co/elasticsearch/elasticsearch:8.19.21"
-  "kibana" "docker.elastic.co/kibana/kibana:8.19.21" -}}
-{{- range $name := list "pipeline" "nsq" "elasticsearch" "kibana" -}}
-{{- $image := index $.Values.images $name -}}
-{{- $wanted := printf "%s:%s" $image.repository (default $operatorTag $image.tag) -}}
-{{- if ne $wanted (index $builtin $name) -}}
-{{- fail (printf "images.%s: got %s, but operator %s runs %s and cannot take another image from its settings yet; set spec.%s.image in each SnowplowMini instead" $name $wanted $operatorTag (index $builtin $name) (ternary "collector/enrich/sinks" $name (eq $name "pipeline"))) -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-
-{{/*
 What the operator does, derived from operator/snowplow_operator (kube.py, reconciling.py,
 handlers.py, sweeping.py): it reads SnowplowMinis, writes their status and deletes the ones
 whose expiry has passed (the operator-level sweeper); it watches its children
