@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import datetime
 import logging
+import typing
 from collections.abc import Hashable
 from typing import Any
 
@@ -116,7 +117,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
 
     async def work(key: Hashable) -> float | None:
-        namespace, name = key  # type: ignore[misc]
+        namespace, name = typing.cast(tuple[str, str], key)
         outcome = await asyncio.to_thread(reconciler.reconcile, namespace, name)
         metrics.QUEUE_DEPTH.set(runtime.queue.depth())
         return outcome.requeue_after_seconds
@@ -143,7 +144,7 @@ def configure(settings: kopf.OperatorSettings, *, namespaced: bool) -> None:
     # Children are filtered by the API server, so unrelated Secrets never reach the operator.
     selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGER}"
     for resource in CHILD_RESOURCES:
-        settings.watching.label_selectors[resource] = selector
+        settings.watching.label_selectors[resource] = selector  # type: ignore[index]
 
 
 @kopf.on.cleanup(registry=registry)
@@ -163,7 +164,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(naming.GROUP, naming.VERSION, naming.PLURAL, registry=registry)
 async def mini_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo.runtime
-    key = (body.metadata.namespace, body.metadata.name)
+    # Minis are namespaced, so the namespace is always there.
+    key = (str(body.metadata.namespace), str(body.metadata.name))
     if event["type"] == "DELETED":
         runtime.known.discard(key)
         runtime.sweeper.forget(key)
