@@ -13,6 +13,8 @@ Central, so that self-describing events validate without any other host.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import http.server
@@ -21,7 +23,7 @@ import os
 import pathlib
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from snowplow_operator import rendering, specs
@@ -36,6 +38,17 @@ MINI_NAME = "dev"  # the name the operator tests' substitutions expect
 COMPONENTS = ("sink-good", "sink-bad", "enrich", "collector")
 START_SECONDS = 90.0
 Object = dict[str, Any]
+
+# Processes get SIGKILL when the thread that started them ends (PR_SET_PDEATHSIG follows the
+# thread, not the process), and asyncio.to_thread's threads end with each test's event loop.
+# So processes that must outlive a test are started from this one thread, which lives as long
+# as the test run.
+_LAUNCHER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="launcher")
+
+
+async def in_launcher(action: Callable[[], None]) -> None:
+    """Run ``action`` (which may start processes) on the long-lived launcher thread."""
+    await asyncio.get_running_loop().run_in_executor(_LAUNCHER, action)
 
 
 def spec(registry_url: str, *, enrichments: dict[str, Object]) -> specs.MiniSpec:
