@@ -643,3 +643,11 @@ async def test_tab_in_forwarded_for_does_not_break_the_line(
     )
 
     assert event["user_ipaddress"] == "1.2.3.4    evil"
+
+
+async def test_nuid_parameter_wins_over_the_collectors_cookie(
+    enricher: processing.Enricher,
+) -> None:
+    event = await good_event(enricher, get_payload({"e": "pv", "tv": "t", "nuid": "server-id"}))
+
+    assert event["network_userid"] == "server-id"

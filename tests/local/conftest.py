@@ -177,10 +177,12 @@ def run_local_mini(
         config = tmp_path / "resolver.json"
         config.write_text(json.dumps(resolver))
         args += ["--iglu", str(config)]
+    # stderr goes to a file: a pipe nobody reads fills up and freezes a busy Mini.
+    stderr = (tmp_path / "local-mini.log").open("w")
     process = subprocess.Popen(
         args,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -191,9 +193,10 @@ def run_local_mini(
     ).start()
     mini = LocalMini(url=f"http://127.0.0.1:{port}", process=process, tsv_lines=lines)
     try:
-        _wait_healthy(mini)
+        _wait_healthy(mini, log=tmp_path / "local-mini.log")
         yield mini
     finally:
+        stderr.close()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -203,11 +206,11 @@ def run_local_mini(
             process.wait()
 
 
-def _wait_healthy(mini: LocalMini) -> None:
+def _wait_healthy(mini: LocalMini, *, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if mini.process.poll() is not None:
-            raise RuntimeError(f"snowplow-mini local exited: {mini.process.stderr.read()}")
+            raise RuntimeError(f"snowplow-mini local exited: {log.read_text()}")
         try:
             with urllib.request.urlopen(mini.url + "/health", timeout=1) as response:
                 if response.status == 200:
