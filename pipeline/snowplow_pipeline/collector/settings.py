@@ -148,7 +148,7 @@ class CollectorSettings(pydantic_settings.BaseSettings):
         description="Largest message the transport takes; POST batches are split.",
     )
     collector_name: str = Field(
-        default=f"snowplow-mini-collector-{badrows.VERSION}-memory",
+        default=f"snowplow-mini-collector-{badrows.VERSION}-nsq",
         min_length=1,
         description="Collector name stored in each payload (v_collector).",
     )
