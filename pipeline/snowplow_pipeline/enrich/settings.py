@@ -56,7 +56,9 @@ class NsqSettings(nsq.PublisherSettings):
         default=100, ge=1, description="Collector payloads enriched at once."
     )
     msg_timeout_seconds: float | None = Field(
-        default=None,
+        # Short, so that a crashed enrich's payloads come back within seconds (nsqd's own
+        # default is a minute); a long handler keeps its message by TOUCHing it.
+        default=10.0,
         ge=1,
         description="How long nsqd waits before redelivering a payload; nsqd's own when unset.",
     )

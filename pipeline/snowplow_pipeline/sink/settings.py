@@ -110,7 +110,11 @@ class NsqSettings(BaseModel):
         default=1000, ge=1, description="Messages handled at once (bounds the open batches)."
     )
     msg_timeout_seconds: float | None = Field(
-        default=None, gt=0, description="nsqd's redelivery timeout for this consumer."
+        # Short, so that a crashed sink's messages come back within seconds (nsqd's own default
+        # is a minute); messages waiting for a bulk answer are kept alive by TOUCH.
+        default=10.0,
+        gt=0,
+        description="nsqd's redelivery timeout for this consumer.",
     )
     max_message_bytes: int = Field(
         default=nsq.DEFAULT_MAX_MESSAGE_BYTES,
