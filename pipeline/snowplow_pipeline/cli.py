@@ -227,9 +227,9 @@ def _run_collector(args: argparse.Namespace) -> int:
     if args.nsqd_http_address is not None:
         overrides["nsq"] = {"nsqd_http_address": args.nsqd_http_address}
     try:
-        settings = collector_settings.CollectorSettings(**overrides)
-    except pydantic.ValidationError as exc:
-        print(env_problems(exc, prefix=collector_settings.ENV_PREFIX), file=sys.stderr)
+        settings = collector_settings.load(**overrides)
+    except collector_settings.InvalidSettingsError as exc:
+        print(exc, file=sys.stderr)
         return 2
 
     async def serve() -> None:
@@ -559,17 +559,6 @@ async def _run_until_signal(work: Coroutine[Any, Any, None]) -> None:
         loop.add_signal_handler(signum, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def env_problems(exc: pydantic.ValidationError, *, prefix: str) -> str:
-    """Each problem of ``exc`` with the environment variable that sets the field."""
-    lines = [f"Invalid settings ({_count(exc.error_count(), 'problem')}):"]
-    for error in exc.errors():
-        names = [part for part in error["loc"] if isinstance(part, str)]
-        received = repr(error.get("input"))
-        received = received if len(received) <= 60 else received[:57] + "..."
-        lines.append(f"  {prefix}{'__'.join(names).upper()}: {error['msg']} (got {received})")
-    return "\n".join(lines)
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
