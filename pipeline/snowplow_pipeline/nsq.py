@@ -81,6 +81,31 @@ class NsqProtocolError(Exception):
 # --- publishing ----------------------------------------------------------------------------
 
 
+class ConsumerSources(pydantic.BaseModel):
+    """Where a consuming process finds nsqd: direct TCP addresses, nsqlookupd, or both."""
+
+    nsqd_tcp_addresses: list[str] = pydantic.Field(
+        default_factory=lambda: ["127.0.0.1:4150"],
+        description="nsqd TCP addresses (host:port) to consume from.",
+    )
+    lookupd_http_addresses: list[str] = pydantic.Field(
+        default_factory=list, description="nsqlookupd HTTP addresses to find more nsqd."
+    )
+
+    @pydantic.field_validator("nsqd_tcp_addresses", "lookupd_http_addresses")
+    @classmethod
+    def _hosts_and_ports(cls, addresses: list[str]) -> list[str]:
+        for address in addresses:
+            split_address(address.removeprefix("http://").rstrip("/"))
+        return addresses
+
+    @pydantic.model_validator(mode="after")
+    def _has_a_source(self) -> ConsumerSources:
+        if not self.nsqd_tcp_addresses and not self.lookupd_http_addresses:
+            raise ValueError("give nsqd_tcp_addresses or lookupd_http_addresses (or both)")
+        return self
+
+
 class PublisherSettings(pydantic.BaseModel):
     """The settings group of a process that publishes to nsqd (its ``NSQ__*`` variables)."""
 

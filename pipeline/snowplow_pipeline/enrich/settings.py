@@ -28,16 +28,9 @@ NAME_PATTERN = r"^[.a-zA-Z0-9_-]{1,64}(#ephemeral)?$"  # nsqd's rule for topics 
 InvalidSettingsError = configuring.InvalidSettingsError
 
 
-class NsqSettings(nsq.PublisherSettings):
+class NsqSettings(nsq.ConsumerSources, nsq.PublisherSettings):
     """Where enrich reads collector payloads and where it writes its outputs."""
 
-    nsqd_tcp_addresses: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1:4150"],
-        description="nsqd TCP addresses (host:port) to consume from.",
-    )
-    lookupd_http_addresses: list[str] = Field(
-        default_factory=list, description="nsqlookupd HTTP addresses to find more nsqd."
-    )
     input_topic: str = Field(
         default=topics.RAW_EVENTS, pattern=NAME_PATTERN, description="Topic of collector payloads."
     )
@@ -62,19 +55,6 @@ class NsqSettings(nsq.PublisherSettings):
         ge=1,
         description="How long nsqd waits before redelivering a payload; nsqd's own when unset.",
     )
-
-    @pydantic.field_validator("nsqd_tcp_addresses", "lookupd_http_addresses")
-    @classmethod
-    def _addresses_have_ports(cls, addresses: list[str]) -> list[str]:
-        for address in addresses:
-            nsq.split_address(address.removeprefix("http://"))
-        return addresses
-
-    @pydantic.model_validator(mode="after")
-    def _has_a_source(self) -> NsqSettings:
-        if not self.nsqd_tcp_addresses and not self.lookupd_http_addresses:
-            raise ValueError("give nsqd_tcp_addresses or lookupd_http_addresses (or both)")
-        return self
 
 
 class EnrichSettings(pydantic_settings.BaseSettings):

@@ -90,14 +90,7 @@ class RetrySettings(BaseModel):
     )
 
 
-class NsqSettings(BaseModel):
-    nsqd_tcp_addresses: list[str] = Field(
-        default_factory=lambda: ["127.0.0.1:4150"],
-        description="nsqd TCP addresses (host:port) to consume from.",
-    )
-    lookupd_http_addresses: list[str] = Field(
-        default_factory=list, description="nsqlookupd HTTP addresses to find nsqd instances."
-    )
+class NsqSettings(nsq.ConsumerSources):
     nsqd_http_address: str = Field(
         default="127.0.0.1:4151", description="nsqd HTTP address for publishing failures."
     )
@@ -121,19 +114,6 @@ class NsqSettings(BaseModel):
         gt=1024,
         description="nsqd's --max-msg-size; a larger failure becomes a size_violation.",
     )
-
-    @pydantic.field_validator("nsqd_tcp_addresses", "lookupd_http_addresses")
-    @classmethod
-    def _hosts_and_ports(cls, addresses: list[str]) -> list[str]:
-        for address in addresses:
-            nsq.split_address(address.removeprefix("http://").rstrip("/"))
-        return addresses
-
-    @pydantic.model_validator(mode="after")
-    def _has_a_source(self) -> NsqSettings:
-        if not self.nsqd_tcp_addresses and not self.lookupd_http_addresses:
-            raise ValueError("give nsqd_tcp_addresses or lookupd_http_addresses (or both)")
-        return self
 
 
 class SinkSettings(pydantic_settings.BaseSettings):
