@@ -7,6 +7,7 @@ import email.utils
 import uuid
 
 import pytest
+import yarl
 from aiohttp.test_utils import TestClient
 
 from snowplow_pipeline.collector import cookies
@@ -36,10 +37,31 @@ def parse_set_cookie(header: str) -> tuple[str, dict[str, str]]:
 # Pure rules, without a server.
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("e=pv&nuid=abc&url=x", "abc"),
+        ("nuid=a%20b", "a b"),
+        ("%6Euid=abc", "abc"),
+        ("n%75id=abc&e=pv", "abc"),
+        ("nu%69d=abc", "abc"),
+        ("nui%64=abc", "abc"),
+        ("%6e%75%69%64=abc", "abc"),
+        ("e=pv&url=https%3A%2F%2Fshop.example%2F%7Bnuid%7D", None),
+        ("e=pv&co=%7B%22a%22%3A1%7D", None),
+        ("", None),
+    ],
+)
+def test_nuid_parameter_is_found_however_its_name_is_encoded(
+    query: str, expected: str | None
+) -> None:
+    assert cookies.nuid_parameter(yarl.URL("/i?" + query if query else "/i")) == expected
+
+
 def test_anonymous_header_beats_nuid_and_cookie() -> None:
     identity = cookies.identify(
         headers={"SP-Anonymous": "*", "Cookie": f"sp={KNOWN_ID}"},
-        query={"nuid": "from-param"},
+        nuid="from-param",
         settings=CollectorSettings(),
     )
 
@@ -50,7 +72,7 @@ def test_anonymous_header_beats_nuid_and_cookie() -> None:
 def test_nuid_parameter_beats_cookie() -> None:
     identity = cookies.identify(
         headers={"Cookie": f"sp={KNOWN_ID}"},
-        query={"nuid": "from-param"},
+        nuid="from-param",
         settings=CollectorSettings(),
     )
 
@@ -59,7 +81,7 @@ def test_nuid_parameter_beats_cookie() -> None:
 
 def test_cookie_is_used_without_nuid_parameter() -> None:
     identity = cookies.identify(
-        headers={"Cookie": f"other=1; sp={KNOWN_ID}"}, query={}, settings=CollectorSettings()
+        headers={"Cookie": f"other=1; sp={KNOWN_ID}"}, nuid=None, settings=CollectorSettings()
     )
 
     assert identity.network_user_id == KNOWN_ID
@@ -69,14 +91,14 @@ def test_configured_cookie_name_is_read() -> None:
     settings = CollectorSettings(cookie=CookieSettings(name="mini_id"))
 
     identity = cookies.identify(
-        headers={"Cookie": f"sp=wrong; mini_id={KNOWN_ID}"}, query={}, settings=settings
+        headers={"Cookie": f"sp=wrong; mini_id={KNOWN_ID}"}, nuid=None, settings=settings
     )
 
     assert identity.network_user_id == KNOWN_ID
 
 
 def test_new_visitor_gets_a_random_uuid4() -> None:
-    identity = cookies.identify(headers={}, query={}, settings=CollectorSettings())
+    identity = cookies.identify(headers={}, nuid=None, settings=CollectorSettings())
 
     assert uuid.UUID(identity.network_user_id).version == 4
     assert not identity.is_anonymous
@@ -94,7 +116,7 @@ def test_do_not_track_cookie_must_match_the_whole_value(cookie: str, is_opted_ou
         )
     )
 
-    identity = cookies.identify(headers={"Cookie": cookie}, query={}, settings=settings)
+    identity = cookies.identify(headers={"Cookie": cookie}, nuid=None, settings=settings)
 
     assert identity.is_opted_out is is_opted_out
 
@@ -104,7 +126,7 @@ def test_disabled_do_not_track_cookie_is_ignored() -> None:
         do_not_track_cookie=DoNotTrackCookieSettings(enabled=False, name="optout")
     )
 
-    identity = cookies.identify(headers={"Cookie": "optout=1"}, query={}, settings=settings)
+    identity = cookies.identify(headers={"Cookie": "optout=1"}, nuid=None, settings=settings)
 
     assert not identity.is_opted_out
 
@@ -174,6 +196,48 @@ def test_set_cookie_follows_configured_attributes() -> None:
         f"mini={KNOWN_ID}; Expires=Sat, 01 Feb 2025 12:00:00 GMT; Max-Age=86400; "
         "Domain=acme.com; Path=/; SameSite=Lax; HttpOnly"
     )
+
+
+@pytest.mark.parametrize("origin", [None, "https://www.acme.com", "https://other.org", "null"])
+def test_running_collector_sets_the_same_cookie_as_the_rule(
+    origin: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = CookieSettings(domains=["acme.com"], http_only=True)
+    headers = cookies.SetCookieHeaders(settings)
+    monkeypatch.setattr(cookies.time, "time", lambda: NOW.timestamp() + 0.75)
+
+    header = headers.header(network_user_id=KNOWN_ID, origin=origin)
+
+    assert header == cookies.set_cookie_header(
+        network_user_id=KNOWN_ID, origin=origin, settings=settings, now=NOW
+    )
+
+
+def test_running_collector_moves_the_expiry_with_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    headers = cookies.SetCookieHeaders(CookieSettings(expiration_days=1))
+    clock = [NOW.timestamp()]
+    monkeypatch.setattr(cookies.time, "time", lambda: clock[0])
+
+    first = headers.header(network_user_id=KNOWN_ID, origin=None)
+    clock[0] += 61
+    later = headers.header(network_user_id=KNOWN_ID, origin=None)
+
+    assert first is not None and later is not None
+    assert parse_set_cookie(later)[1]["Expires"] == email.utils.format_datetime(
+        NOW + datetime.timedelta(days=1, seconds=61), usegmt=True
+    )
+    assert parse_set_cookie(first)[1]["Expires"] != parse_set_cookie(later)[1]["Expires"]
+
+
+def test_running_collector_keeps_few_origins_however_many_it_sees() -> None:
+    headers = cookies.SetCookieHeaders(CookieSettings(domains=["acme.com"]), max_origins=8)
+
+    for index in range(1000):
+        header = headers.header(network_user_id=KNOWN_ID, origin=f"https://x{index}.acme.com")
+        assert header is not None and "Domain=acme.com" in header
+
+    assert len(headers._attributes) <= 8
+    assert headers.header(network_user_id="a b;c", origin=None) is None
 
 
 def test_no_cookie_is_set_for_an_id_that_cannot_be_a_cookie_value() -> None:

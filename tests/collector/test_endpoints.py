@@ -216,6 +216,30 @@ async def test_metrics_count_requests_by_route_template_and_published_messages(
     assert 'collector_publish_seconds_count{topic="RawEvents"} 2.0' in text
 
 
+async def test_metrics_count_preflights_refusals_and_odd_methods_with_bounded_labels(
+    client: TestClient,
+) -> None:
+    await client.options("/anything/at/all")
+    await client.post("/i", data=b"e=pv")
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        await client.request(method, "/i")
+
+    text = await (await client.get("/metrics")).text()
+
+    assert 'collector_requests_total{method="OPTIONS",route="/{any path}",status="200"} 1.0' in text
+    assert 'collector_requests_total{method="POST",route="unmatched",status="405"} 1.0' in text
+    assert 'collector_requests_total{method="other",route="unmatched",status="405"} 3.0' in text
+    assert "PROPFIND" not in text
+
+
+async def test_unknown_methods_on_unknown_paths_are_still_not_found(client: TestClient) -> None:
+    # The preflight route takes OPTIONS on any path and must not make other methods "allowed".
+    for method in ("GET", "POST", "DELETE", "PROPFIND"):
+        response = await client.request(method, "/a/b/c")
+
+        assert response.status == 404, method
+
+
 async def test_each_app_keeps_its_own_metrics(make_client: MakeClient) -> None:
     first = await make_client()
     second = await make_client()

@@ -6,15 +6,17 @@ Mini, which adds its own routes (``/micro/...``, a page at ``/``). Those can be 
 Either way they are not shadowed by the catch-all ``/{vendor}/{version}``: aiohttp resolves a
 path by its longest registered prefix first, so ``/micro/all`` finds ``/micro/...`` before the
 two-segment tracking route. CORS preflight (``OPTIONS``) is answered on every path that has no
-``OPTIONS`` route of its own, the Mini's routes included, so browsers can call them too.
+``OPTIONS`` route of its own, the Mini's routes included, so browsers can call them too (a
+sub-app answers for its own paths).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import prometheus_client
+import yarl
 from aiohttp import web
 
 from snowplow_pipeline import topics
@@ -22,6 +24,9 @@ from snowplow_pipeline.collector import responses
 from snowplow_pipeline.collector.metrics import CollectorMetrics
 from snowplow_pipeline.collector.settings import CollectorSettings
 from snowplow_pipeline.collector.tracking import TrackingHandlers
+
+if TYPE_CHECKING:
+    from aiohttp.web_urldispatcher import _InfoDict
 
 SETTINGS = web.AppKey("collector_settings", CollectorSettings)
 METRICS = web.AppKey("collector_metrics", CollectorMetrics)
@@ -41,20 +46,23 @@ def build_app(
     ``registry`` receives the collector's metrics (a new one by default); ``/metrics`` serves it.
     """
     metrics = CollectorMetrics.create(registry)
-    middlewares = [_count_requests(metrics), _answer_preflight(settings.cors.max_age_seconds)]
-    app = web.Application(middlewares=middlewares)
+    app = web.Application()
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    # Counted as each answer is prepared (errors and 404s included) rather than in a
+    # middleware: two middlewares cost a pixel request about a quarter of its time.
+    app.on_response_prepare.append(_counter(metrics))
+    tracking = TrackingHandlers(settings=settings, publisher=publisher, metrics=metrics)
+    service = _ServiceHandlers(settings=settings, publisher=publisher, metrics=metrics)
     app.router.add_routes(extra_routes)
-    app.router.add_routes(_routes(settings=settings, publisher=publisher, metrics=metrics))
+    app.router.add_routes(_routes(settings=settings, tracking=tracking, service=service))
+    app.router.register_resource(_PreflightResource(service.preflight))
     return app
 
 
 def _routes(
-    *, settings: CollectorSettings, publisher: topics.Publisher, metrics: CollectorMetrics
+    *, settings: CollectorSettings, tracking: TrackingHandlers, service: _ServiceHandlers
 ) -> list[web.RouteDef]:
-    tracking = TrackingHandlers(settings=settings, publisher=publisher, metrics=metrics)
-    service = _ServiceHandlers(settings=settings, publisher=publisher, metrics=metrics)
     routes = [
         web.get("/health", service.health),
         web.get("/sink-health", service.sink_health),
@@ -104,40 +112,63 @@ class _ServiceHandlers:
         crossdomain = self._settings.crossdomain
         return responses.crossdomain_xml(domains=crossdomain.domains, secure=crossdomain.secure)
 
-
-def _count_requests(metrics: CollectorMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def count_requests(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        status = "500"  # what aiohttp answers when the handler raises anything else
-        try:
-            response = await handler(request)
-            status = str(response.status)
-            return response
-        except web.HTTPException as error:
-            status = str(error.status)
-            raise
-        except asyncio.CancelledError:
-            status = "cancelled"  # the client went away or the server is shutting down
-            raise
-        finally:
-            metrics.requests.labels(request.method, _route_template(request), status).inc()
-
-    return count_requests
+    async def preflight(self, request: web.Request) -> web.Response:
+        return responses.preflight(
+            headers=request.headers, max_age_seconds=self._settings.cors.max_age_seconds
+        )
 
 
-def _answer_preflight(max_age_seconds: int) -> Callable[..., Awaitable[web.StreamResponse]]:
-    # A middleware rather than an OPTIONS route on every path: such a route would make every
-    # path exist, turning the 404 of an unknown path into a 405.
-    @web.middleware
-    async def answer_preflight(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if request.method == "OPTIONS" and request.match_info.http_exception is not None:
-            return responses.preflight(headers=request.headers, max_age_seconds=max_age_seconds)
-        return await handler(request)
+def _counter(metrics: CollectorMetrics) -> Callable[..., Awaitable[None]]:
+    async def count_response(request: web.Request, response: web.StreamResponse) -> None:
+        metrics.count_request(request.method, _route_label(request), response.status)
 
-    return answer_preflight
+    return count_response
 
 
-def _route_template(request: web.Request) -> str:
+def _route_label(request: web.Request) -> str:
     # A request that matched no route is labelled as such, never with its (unbounded) path.
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
+
+
+class _PreflightResource(web.AbstractResource):
+    """Takes ``OPTIONS`` on any path that no route before it took, and no other method.
+
+    It is indexed at ``/``, which aiohttp tries last for every path, so it only sees what the
+    app's own routes left. For any other method it matches nothing and allows nothing, so an
+    unknown path still gets 404, not the 405 that an ``OPTIONS`` route on ``/{tail:.*}`` would
+    cause.
+    """
+
+    def __init__(self, handler: _Handler) -> None:
+        super().__init__(name=None)
+        self._route = web.ResourceRoute("OPTIONS", handler, self)
+
+    @property
+    def canonical(self) -> str:
+        return "/{any path}"
+
+    def url_for(self, **kwargs: str) -> yarl.URL:
+        raise RuntimeError("the preflight resource has no URL of its own")
+
+    async def resolve(
+        self, request: web.Request
+    ) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
+        if request.method != "OPTIONS":
+            return None, set()
+        return web.UrlMappingMatchInfo({}, self._route), {"OPTIONS"}
+
+    def add_prefix(self, prefix: str) -> None:
+        raise RuntimeError("the preflight resource belongs at the root of the collector app")
+
+    def get_info(self) -> _InfoDict:
+        return {}
+
+    def raw_match(self, path: str) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[web.AbstractRoute]:
+        return iter([self._route])

@@ -11,7 +11,6 @@ does; that is the one case where a 2xx stands for nothing stored, and it is the 
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from typing import TypeVar
@@ -47,6 +46,7 @@ class TrackingHandlers:
         self._publisher = publisher
         self._metrics = metrics
         self._max_message_bytes = min(settings.max_payload_bytes, settings.max_message_bytes)
+        self._set_cookie_headers = cookies.SetCookieHeaders(settings.cookie)
 
     async def pixel(self, request: web.Request) -> web.StreamResponse:
         """``GET``/``HEAD`` on ``/i`` and ``/ice.png``: tracker protocol v1."""
@@ -86,7 +86,9 @@ class TrackingHandlers:
                 raise _with_cors(error, request) from None
 
         identity = cookies.identify(
-            headers=request.headers, query=request.rel_url.query, settings=self._settings
+            headers=request.headers,
+            nuid=cookies.nuid_parameter(request.rel_url),
+            settings=self._settings,
         )
         if identity.is_opted_out:
             logger.debug("Request to %s carries the do-not-track cookie; not stored.", path)
@@ -136,13 +138,10 @@ class TrackingHandlers:
         try:
             await self._publisher.publish(topic, messages)
         except topics.PublishError as exc:
-            self._metrics.publish_failures.labels(topic).inc()
+            self._metrics.count_publish_failure(topic, seconds=time.perf_counter() - started)
             logger.warning("Publishing to %s failed (%s); answering 503.", topic, exc)
             raise
-        finally:
-            self._metrics.publish_seconds.labels(topic).observe(time.perf_counter() - started)
-        self._metrics.messages.labels(topic).inc(len(messages))
-        self._metrics.message_bytes.labels(topic).inc(sum(map(len, messages)))
+        self._metrics.count_published(topic, messages, seconds=time.perf_counter() - started)
 
     def _set_cookie(
         self, response: web.Response, *, request: web.Request, identity: cookies.Identity
@@ -150,11 +149,8 @@ class TrackingHandlers:
         # An anonymous or opted-out request neither gets nor refreshes the cookie.
         if not self._settings.cookie.enabled or identity.is_anonymous or identity.is_opted_out:
             return
-        header = cookies.set_cookie_header(
-            network_user_id=identity.network_user_id,
-            origin=request.headers.get("Origin"),
-            settings=self._settings.cookie,
-            now=datetime.datetime.now(datetime.UTC),
+        header = self._set_cookie_headers.header(
+            network_user_id=identity.network_user_id, origin=request.headers.get("Origin")
         )
         if header is not None:
             response.headers.add("Set-Cookie", header)
