@@ -168,6 +168,7 @@ async def test_post_to_pixel_path_is_refused_and_not_stored(client: TestClient, 
     response = await client.post("/i", data=b"e=pv")
 
     assert response.status == 405
+    assert set(response.headers["Allow"].split(",")) == {"GET", "HEAD"}
     assert await sink.payloads() == []
 
 
@@ -226,7 +227,7 @@ async def test_metrics_count_preflights_refusals_and_odd_methods_with_bounded_la
 
     text = await (await client.get("/metrics")).text()
 
-    assert 'collector_requests_total{method="OPTIONS",route="/{any path}",status="200"} 1.0' in text
+    assert 'collector_requests_total{method="OPTIONS",route="unmatched",status="200"} 1.0' in text
     assert 'collector_requests_total{method="POST",route="unmatched",status="405"} 1.0' in text
     assert 'collector_requests_total{method="other",route="unmatched",status="405"} 3.0' in text
     assert "PROPFIND" not in text

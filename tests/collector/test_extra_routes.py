@@ -104,3 +104,33 @@ async def test_extra_route_with_its_own_options_handler_keeps_it(make_client: Ma
 
     assert response.status == 204
     assert response.headers["Access-Control-Allow-Methods"] == "GET"
+
+
+async def test_extra_routes_are_counted_by_template_failures_included(
+    make_client: MakeClient,
+) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug in an extra route")
+
+    async def refusing(request: web.Request) -> web.Response:
+        raise web.HTTPForbidden()
+
+    client = await make_client(
+        extra_routes=[
+            web.get("/micro/all", micro_all),
+            web.get("/micro/broken", broken),
+            web.get("/micro/events/{id}", refusing),
+        ]
+    )
+
+    await client.get("/micro/all")
+    assert (await client.get("/micro/broken")).status == 500
+    assert (await client.get("/micro/events/1")).status == 403
+    assert (await client.get("/micro/events/2")).status == 403
+
+    text = await (await client.get("/metrics")).text()
+    assert 'collector_requests_total{method="GET",route="/micro/all",status="200"} 1.0' in text
+    assert 'collector_requests_total{method="GET",route="/micro/broken",status="500"} 1.0' in text
+    assert (
+        'collector_requests_total{method="GET",route="/micro/events/{id}",status="403"} 2.0' in text
+    )

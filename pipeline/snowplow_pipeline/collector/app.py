@@ -5,13 +5,22 @@ Mini, which adds its own routes (``/micro/...``, a page at ``/``). Those can be 
 ``extra_routes`` or added to the returned app (``add_routes``, ``add_subapp``) before it starts.
 Either way they are not shadowed by the catch-all ``/{vendor}/{version}``: aiohttp resolves a
 path by its longest registered prefix first, so ``/micro/all`` finds ``/micro/...`` before the
-two-segment tracking route. CORS preflight (``OPTIONS``) is answered on every path that has no
-``OPTIONS`` route of its own, the Mini's routes included, so browsers can call them too (a
-sub-app answers for its own paths).
+two-segment tracking route.
+
+What no route takes goes to one last resource, tried after every other: it answers CORS
+preflight (``OPTIONS``) on any path, the Mini's routes included, so browsers can call them too,
+and answers anything else with the 404 or 405 aiohttp would have given. A sub-app answers for
+its own paths.
+
+Requests are counted (``collector_requests_total``) by a thin wrapper around each handler and by
+that last resource, not by a middleware or a response signal: on a pixel request, two
+middlewares cost about a quarter of the collector's time and the signal about a twentieth.
+Routes passed as ``extra_routes`` are counted too; routes added to the app later are not.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -31,6 +40,9 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("collector_settings", CollectorSettings)
 METRICS = web.AppKey("collector_metrics", CollectorMetrics)
 
+UNMATCHED = "unmatched"
+"""The route label of requests no route took: 404s, 405s and preflights."""
+
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -49,14 +61,11 @@ def build_app(
     app = web.Application()
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    # Counted as each answer is prepared (errors and 404s included) rather than in a
-    # middleware: two middlewares cost a pixel request about a quarter of its time.
-    app.on_response_prepare.append(_counter(metrics))
     tracking = TrackingHandlers(settings=settings, publisher=publisher, metrics=metrics)
     service = _ServiceHandlers(settings=settings, publisher=publisher, metrics=metrics)
-    app.router.add_routes(extra_routes)
-    app.router.add_routes(_routes(settings=settings, tracking=tracking, service=service))
-    app.router.register_resource(_PreflightResource(service.preflight))
+    routes = [*extra_routes, *_routes(settings=settings, tracking=tracking, service=service)]
+    app.router.add_routes([_counted(route, metrics=metrics) for route in routes])
+    app.router.register_resource(_Unmatched(preflight=service.preflight, metrics=metrics))
     return app
 
 
@@ -118,48 +127,73 @@ class _ServiceHandlers:
         )
 
 
-def _counter(metrics: CollectorMetrics) -> Callable[..., Awaitable[None]]:
-    async def count_response(request: web.Request, response: web.StreamResponse) -> None:
-        metrics.count_request(request.method, _route_label(request), response.status)
+def _counted(route: web.AbstractRouteDef, *, metrics: CollectorMetrics) -> web.AbstractRouteDef:
+    """``route`` with its handler counting each answer under the route's template."""
+    if not isinstance(route, web.RouteDef):
+        return route  # static files and other kinds: served, not counted
+    handler = route.handler
+    template = route.path
 
-    return count_response
+    async def counted(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            metrics.count_request(request.method, template, error.status)
+            raise
+        except asyncio.CancelledError:
+            raise  # the client went away or the server is stopping: nothing was answered
+        except Exception:
+            metrics.count_request(request.method, template, 500)  # aiohttp answers 500
+            raise
+        metrics.count_request(request.method, template, response.status)
+        return response
+
+    return web.RouteDef(route.method, route.path, counted, route.kwargs)
 
 
-def _route_label(request: web.Request) -> str:
-    # A request that matched no route is labelled as such, never with its (unbounded) path.
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
-class _PreflightResource(web.AbstractResource):
-    """Takes ``OPTIONS`` on any path that no route before it took, and no other method.
+class _Unmatched(web.AbstractResource):
+    """What no route took: preflight on any path, else the 404 or 405 aiohttp would answer.
 
     It is indexed at ``/``, which aiohttp tries last for every path, so it only sees what the
-    app's own routes left. For any other method it matches nothing and allows nothing, so an
-    unknown path still gets 404, not the 405 that an ``OPTIONS`` route on ``/{tail:.*}`` would
-    cause.
+    app's own routes left. A plain ``OPTIONS`` route on ``/{tail:.*}`` would not do: it would
+    make every path exist and turn an unknown path's 404 into a 405.
     """
 
-    def __init__(self, handler: _Handler) -> None:
+    def __init__(self, *, preflight: _Handler, metrics: CollectorMetrics) -> None:
         super().__init__(name=None)
-        self._route = web.ResourceRoute("OPTIONS", handler, self)
+        self._preflight = preflight
+        self._metrics = metrics
+        self._route = web.ResourceRoute("*", self._answer, self)
 
     @property
     def canonical(self) -> str:
         return "/{any path}"
 
     def url_for(self, **kwargs: str) -> yarl.URL:
-        raise RuntimeError("the preflight resource has no URL of its own")
+        raise RuntimeError("the unmatched resource has no URL of its own")
 
-    async def resolve(
-        self, request: web.Request
-    ) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
-        if request.method != "OPTIONS":
-            return None, set()
-        return web.UrlMappingMatchInfo({}, self._route), {"OPTIONS"}
+    async def resolve(self, request: web.Request) -> tuple[web.UrlMappingMatchInfo, set[str]]:
+        return web.UrlMappingMatchInfo({}, self._route), set()
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            response = await self._preflight(request)
+            self._metrics.count_request(request.method, UNMATCHED, response.status)
+            return response
+        # The methods other routes take on this path, as the router collected them before
+        # reaching this resource (only on this error path, so its cost does not matter).
+        allowed: set[str] = set()
+        for resource in request.app.router.resources():
+            if resource is not self:
+                allowed |= (await resource.resolve(request))[1]
+        error: web.HTTPException = (
+            web.HTTPMethodNotAllowed(request.method, allowed) if allowed else web.HTTPNotFound()
+        )
+        self._metrics.count_request(request.method, UNMATCHED, error.status)
+        raise error
 
     def add_prefix(self, prefix: str) -> None:
-        raise RuntimeError("the preflight resource belongs at the root of the collector app")
+        raise RuntimeError("the unmatched resource belongs at the root of the collector app")
 
     def get_info(self) -> _InfoDict:
         return {}
