@@ -46,7 +46,7 @@ class _Durations:
     def cumulative(self) -> list[tuple[str, float]]:
         bounds = [*map(str, PUBLISH_SECONDS_BUCKETS), "+Inf"]
         running = 0
-        buckets = []
+        buckets: list[tuple[str, float]] = []
         for bound, count in zip(bounds, self.counts, strict=True):
             running += count
             buckets.append((bound, running))
