@@ -57,8 +57,10 @@ def capture(
 
 def client_ip(request: web.BaseRequest) -> str:
     """The first ``X-Forwarded-For`` entry (the original client), else the TCP peer."""
-    forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-    return forwarded or request.remote or UNKNOWN_IP
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and (first := forwarded.split(",", 1)[0].strip()):
+        return first
+    return request.remote or UNKNOWN_IP
 
 
 def hostname(request: web.BaseRequest) -> str | None:

@@ -49,7 +49,8 @@ def identify(
 
     ``nuid`` is the request's ``nuid`` query parameter (``nuid_parameter``), if any.
     """
-    cookies = dict(reversed(parse_cookie_header(headers.get("Cookie", ""))))
+    cookie_header = headers.get("Cookie")
+    cookies = dict(reversed(parse_cookie_header(cookie_header))) if cookie_header else {}
     is_anonymous = ANONYMOUS_HEADER in headers
     if is_anonymous:
         network_user_id = ANONYMOUS_NETWORK_USER_ID

@@ -121,8 +121,10 @@ class TrackingHandlers:
         messages = splitting.to_messages(
             payload, is_post=request.method == "POST", max_bytes=self._max_message_bytes
         )
-        await self._publish(topics.RAW_EVENTS, messages.raw)
-        await self._publish(topics.BAD_RAW_EVENTS, messages.bad)
+        if messages.raw:
+            await self._publish(topics.RAW_EVENTS, messages.raw)
+        if messages.bad:
+            await self._publish(topics.BAD_RAW_EVENTS, messages.bad)
         logger.debug(
             "Stored a request to %s as %d raw messages and %d bad rows.",
             path,
@@ -132,8 +134,6 @@ class TrackingHandlers:
 
     async def _publish(self, topic: str, messages: list[bytes]) -> None:
         """Publish and count; a ``PublishError`` is counted, logged and raised again."""
-        if not messages:
-            return
         started = time.perf_counter()
         try:
             await self._publisher.publish(topic, messages)
