@@ -99,7 +99,12 @@ def serialize(payload: CollectorPayload) -> bytes:
         return buffer.getvalue()
     except (UnicodeEncodeError, TDecodeException):
         pass  # text that is not valid UTF-8: rare, so it takes the slow way, made valid first
-    record = _thrift.CollectorPayload(
+    return thrift_serialize(generated_struct(payload), _protocol)
+
+
+def generated_struct(payload: CollectorPayload) -> Any:
+    """thriftpy2's generated struct for ``payload``, its text made valid UTF-8 (``_utf8``)."""
+    return _thrift.CollectorPayload(
         schema=payload.schema,
         ipAddress=_utf8(payload.ip_address),
         timestamp=payload.timestamp_ms,
@@ -115,7 +120,6 @@ def serialize(payload: CollectorPayload) -> bytes:
         hostname=_utf8(payload.hostname),
         networkUserId=_utf8(payload.network_user_id),
     )
-    return thrift_serialize(record, _protocol)
 
 
 def _utf8(text: str | None) -> str | None:
