@@ -104,6 +104,20 @@ def test_new_visitor_gets_a_random_uuid4() -> None:
     assert not identity.is_anonymous
 
 
+def test_new_network_user_ids_are_distinct_version_4_uuids_in_canonical_form() -> None:
+    ids = [cookies.new_network_user_id() for _ in range(20_000)]
+
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
+    # Every hex digit shows up in every random position, so no bit is stuck.
+    for position in (0, 9, 15, 19, 35):
+        digits = {text[position] for text in ids}
+        assert len(digits) == (4 if position == 19 else 16), position
+
+
 @pytest.mark.parametrize(
     ("cookie", "is_opted_out"),
     [("optout=yes", True), ("optout=YES-please", True), ("optout=no", False), ("other=yes", False)],

@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import email.utils
+import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 
 import yarl
@@ -29,6 +29,8 @@ ANONYMOUS_HEADER = "SP-Anonymous"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _QUOTED_COOKIE_VALUE = re.compile(r'"([\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*)"')
+# The variant bits 10xx of RFC 4122 set in a random hex digit.
+_VARIANT_DIGIT = {f"{value:x}": f"{value & 0b0011 | 0b1000:x}" for value in range(16)}
 # n, u, i or d percent-encoded, in either case of hex digit.
 _ENCODED_NUID_LETTER = re.compile(r"%(?:6[eE]|75|69|64)")
 
@@ -55,11 +57,24 @@ def identify(
     if is_anonymous:
         network_user_id = ANONYMOUS_NETWORK_USER_ID
     else:
-        network_user_id = nuid or cookies.get(settings.cookie.name) or str(uuid.uuid4())
+        network_user_id = nuid or cookies.get(settings.cookie.name) or new_network_user_id()
     return Identity(
         network_user_id=network_user_id,
         is_anonymous=is_anonymous,
         is_opted_out=_is_opted_out(cookies, settings=settings),
+    )
+
+
+def new_network_user_id() -> str:
+    """A random UUID (version 4, RFC 4122 variant) as text, as ``str(uuid.uuid4())`` gives.
+
+    Formatted from the random bytes directly: a new visitor's pixel request needs one, and the
+    ``UUID`` object would cost a tenth of the collector's own work on that request.
+    """
+    digits = os.urandom(16).hex()
+    return (
+        f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-"
+        f"{_VARIANT_DIGIT[digits[16]]}{digits[17:20]}-{digits[20:]}"
     )
 
 
