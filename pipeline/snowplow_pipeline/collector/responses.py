@@ -8,6 +8,7 @@ caches at ``Cache-Control``, so the shapes are pinned here in one place: the 1x1
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import quoteattr
 
@@ -41,19 +42,41 @@ def allowed_origin(origin: str | None) -> str:
     return origins[0]
 
 
-def pixel() -> web.Response:
-    """The 1x1 transparent GIF answered to GET and HEAD tracking requests."""
-    return web.Response(body=PIXEL, content_type="image/gif", headers={"Cache-Control": NO_CACHE})
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """A tracking answer, chosen before the event is stored and sent once it is.
+
+    The headers that depend on the request (CORS, the cookie) are added when it is sent, in
+    one go: the answer is built once per request, not built and then amended.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | None = None
+
+    def response(self, extra_headers: Mapping[str, str]) -> web.Response:
+        return web.Response(
+            status=self.status, body=self.body, headers={**self.headers, **extra_headers}
+        )
 
 
-def ok() -> web.Response:
-    """The answer to a POST that was stored."""
-    return web.Response(text="ok", content_type="text/plain")
+TEXT_PLAIN = "text/plain; charset=utf-8"
+
+PIXEL_ANSWER = Answer(200, {"Content-Type": "image/gif", "Cache-Control": NO_CACHE}, PIXEL)
+"""The 1x1 transparent GIF answered to GET and HEAD tracking requests."""
+
+OK_ANSWER = Answer(200, {"Content-Type": TEXT_PLAIN}, b"ok")
+"""The answer to a POST that was stored."""
+
+
+def refusal(status: int, message: str) -> Answer:
+    """A plain-text error answer; ``message`` names the problem and never the payload."""
+    return Answer(status, {"Content-Type": TEXT_PLAIN}, (message + "\n").encode())
 
 
 def problem(status: int, message: str) -> web.Response:
-    """A plain-text error answer; ``message`` names the problem and never the payload."""
-    return web.Response(status=status, text=message + "\n", content_type="text/plain")
+    """``refusal`` as a response of its own, for answers that carry no CORS headers."""
+    return refusal(status, message).response({})
 
 
 def preflight(*, headers: Mapping[str, str], max_age_seconds: int) -> web.Response:
@@ -67,8 +90,8 @@ def preflight(*, headers: Mapping[str, str], max_age_seconds: int) -> web.Respon
     )
 
 
-def redirect(location: str) -> web.Response:
-    return web.Response(status=302, headers={"Location": location})
+def redirect(location: str) -> Answer:
+    return Answer(302, {"Location": location})
 
 
 def robots_txt() -> web.Response:

@@ -50,15 +50,15 @@ class TrackingHandlers:
 
     async def pixel(self, request: web.Request) -> web.StreamResponse:
         """``GET``/``HEAD`` on ``/i`` and ``/ice.png``: tracker protocol v1."""
-        return await self._track(request, path=request.path, response=responses.pixel())
+        return await self._track(request, path=request.path, answer=responses.PIXEL_ANSWER)
 
     async def vendor(self, request: web.Request) -> web.StreamResponse:
         """Any ``/{vendor}/{version}``: tp2, webhooks, Iglu, redirects and custom paths."""
         path = self._settings.path_mappings.get(request.path, request.path)
         if path.startswith("/r/"):
             return await self._redirect(request, path=path)
-        response = responses.ok() if request.method == "POST" else responses.pixel()
-        return await self._track(request, path=path, response=response)
+        answer = responses.OK_ANSWER if request.method == "POST" else responses.PIXEL_ANSWER
+        return await self._track(request, path=path, answer=answer)
 
     async def _redirect(self, request: web.Request, *, path: str) -> web.StreamResponse:
         if not self._settings.redirect.enabled:
@@ -68,14 +68,14 @@ class TrackingHandlers:
                 request.rel_url.query.get("u"), settings=self._settings.redirect
             )
         except RedirectError as error:
-            response = responses.problem(400, str(error))
+            answer = responses.refusal(400, str(error))
         else:
-            response = responses.redirect(location)
+            answer = responses.redirect(location)
         # The event is stored even when the target is refused, as upstream does.
-        return await self._track(request, path=path, response=response)
+        return await self._track(request, path=path, answer=answer)
 
     async def _track(
-        self, request: web.Request, *, path: str, response: web.Response
+        self, request: web.Request, *, path: str, answer: responses.Answer
     ) -> web.StreamResponse:
         # Read the body first: a body over the limit is refused before anything else.
         body = None
@@ -99,8 +99,10 @@ class TrackingHandlers:
                 return _with_cors(responses.problem(503, "event not stored; retry later"), request)
 
         # Only a stored (or opted-out) request gets the tracking answer and the cookie.
-        self._set_cookie(response, request=request, identity=identity)
-        return _with_cors(response, request)
+        headers = responses.cors_headers(request.headers)
+        if cookie := self._cookie(request=request, identity=identity):
+            headers["Set-Cookie"] = cookie
+        return answer.response(headers)
 
     async def _store(
         self,
@@ -143,17 +145,14 @@ class TrackingHandlers:
             raise
         self._metrics.count_published(topic, messages, seconds=time.perf_counter() - started)
 
-    def _set_cookie(
-        self, response: web.Response, *, request: web.Request, identity: cookies.Identity
-    ) -> None:
+    def _cookie(self, *, request: web.Request, identity: cookies.Identity) -> str | None:
+        """The ``Set-Cookie`` value for the answer, if the request gets one."""
         # An anonymous or opted-out request neither gets nor refreshes the cookie.
         if not self._settings.cookie.enabled or identity.is_anonymous or identity.is_opted_out:
-            return
-        header = self._set_cookie_headers.header(
+            return None
+        return self._set_cookie_headers.header(
             network_user_id=identity.network_user_id, origin=request.headers.get("Origin")
         )
-        if header is not None:
-            response.headers.add("Set-Cookie", header)
 
 
 async def read_body(request: web.BaseRequest, *, limit_bytes: int) -> bytes:
