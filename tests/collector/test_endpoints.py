@@ -200,6 +200,7 @@ async def test_metrics_count_requests_by_route_template_and_published_messages(
 ) -> None:
     await client.get("/i?e=pv")
     await client.post("/com.acme/v1", data=b"x")
+    await client.post(TP2, data=b'{"data":[]}')
     await client.get("/a/b/c")
 
     response = await client.get("/metrics")
@@ -213,8 +214,9 @@ async def test_metrics_count_requests_by_route_template_and_published_messages(
         in text
     )
     assert 'collector_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
-    assert 'collector_messages_total{topic="RawEvents"} 2.0' in text
-    assert 'collector_publish_seconds_count{topic="RawEvents"} 2.0' in text
+    assert f'collector_requests_total{{method="POST",route="{TP2}",status="200"}} 1.0' in text
+    assert 'collector_messages_total{topic="RawEvents"} 3.0' in text
+    assert 'collector_publish_seconds_count{topic="RawEvents"} 3.0' in text
 
 
 async def test_metrics_count_preflights_refusals_and_odd_methods_with_bounded_labels(

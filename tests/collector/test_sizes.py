@@ -170,6 +170,22 @@ async def test_chunked_body_over_the_drop_limit_is_refused_with_413(
     assert await sink.payloads() == []
 
 
+async def test_chunked_body_within_the_drop_limit_is_stored_whole(
+    make_client: MakeClient, sink: Sink
+) -> None:
+    client = await make_client(drop_payload_bytes=2_048)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for index in range(4):
+            yield str(index).encode() * 500
+
+    response = await client.post("/com.acme/v1", data=chunks())
+
+    assert response.status == 200
+    [payload] = await sink.payloads()
+    assert payload.body == "0" * 500 + "1" * 500 + "2" * 500 + "3" * 500
+
+
 async def test_body_of_exactly_the_drop_limit_is_accepted(
     make_client: MakeClient, sink: Sink
 ) -> None:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("collector_settings", CollectorSettings)
 METRICS = web.AppKey("collector_metrics", CollectorMetrics)
 
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+
 UNMATCHED = "unmatched"
 """The route label of requests no route took: 404s, 405s and preflights."""
 
@@ -79,6 +81,10 @@ def _routes(
         web.get("/metrics", service.metrics),
         web.get("/i", tracking.pixel),
         web.get("/ice.png", tracking.pixel),
+        # tp2 is where nearly every tracker sends; a plain route is found by one dictionary
+        # lookup, before aiohttp walks the path and matches the pattern below.
+        web.get(TP2, tracking.vendor),
+        web.post(TP2, tracking.vendor),
         web.get("/{vendor}/{version}", tracking.vendor),
         web.post("/{vendor}/{version}", tracking.vendor),
     ]
