@@ -11,13 +11,13 @@ that RFC 6265 allows and drops only the bad ones.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import email.utils
 import os
 import re
 import time
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import yarl
 
@@ -35,8 +35,7 @@ _VARIANT_DIGIT = {f"{value:x}": f"{value & 0b0011 | 0b1000:x}" for value in rang
 _ENCODED_NUID_LETTER = re.compile(r"%(?:6[eE]|75|69|64)")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """Who sent a request, as far as the collector is concerned."""
 
     network_user_id: str

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from snowplow_pipeline import badrows, payloads
 
 COMPONENT = "collector"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Messages:
+class Messages(NamedTuple):
     """What one request becomes: raw messages (``RawEvents``) and bad rows (``BadRawEvents``)."""
 
     raw: list[bytes]

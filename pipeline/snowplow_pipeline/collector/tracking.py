@@ -93,8 +93,12 @@ class TrackingHandlers:
         if identity.is_opted_out:
             logger.debug("Request to %s carries the do-not-track cookie; not stored.", path)
         else:
+            messages = self._messages(request, path=path, body=body, identity=identity)
             try:
-                await self._store(request, path=path, body=body, identity=identity)
+                if messages.raw:
+                    await self._publish(topics.RAW_EVENTS, messages.raw)
+                if messages.bad:
+                    await self._publish(topics.BAD_RAW_EVENTS, messages.bad)
             except topics.PublishError:
                 return _with_cors(responses.problem(503, "event not stored; retry later"), request)
 
@@ -104,14 +108,15 @@ class TrackingHandlers:
             headers["Set-Cookie"] = cookie
         return answer.response(headers)
 
-    async def _store(
+    def _messages(
         self,
         request: web.Request,
         *,
         path: str,
         body: bytes | None,
         identity: cookies.Identity,
-    ) -> None:
+    ) -> splitting.Messages:
+        """The request captured as a collector payload and fitted into messages."""
         payload = capturing.capture(
             request,
             path=path,
@@ -120,18 +125,8 @@ class TrackingHandlers:
             collector=self._settings.collector_name,
             timestamp_ms=time.time_ns() // 1_000_000,
         )
-        messages = splitting.to_messages(
+        return splitting.to_messages(
             payload, is_post=request.method == "POST", max_bytes=self._max_message_bytes
-        )
-        if messages.raw:
-            await self._publish(topics.RAW_EVENTS, messages.raw)
-        if messages.bad:
-            await self._publish(topics.BAD_RAW_EVENTS, messages.bad)
-        logger.debug(
-            "Stored a request to %s as %d raw messages and %d bad rows.",
-            path,
-            len(messages.raw),
-            len(messages.bad),
         )
 
     async def _publish(self, topic: str, messages: list[bytes]) -> None:
