@@ -65,20 +65,30 @@ def build_app(
     app[METRICS] = metrics
     tracking = TrackingHandlers(settings=settings, publisher=publisher, metrics=metrics)
     service = _ServiceHandlers(settings=settings, publisher=publisher, metrics=metrics)
-    routes = [*extra_routes, *_routes(settings=settings, tracking=tracking, service=service)]
+    # The tracking routes count their own answers; every other route is wrapped to count.
+    routes = [*extra_routes, *_service_routes(settings=settings, service=service)]
     app.router.add_routes([_counted(route, metrics=metrics) for route in routes])
+    app.router.add_routes(_tracking_routes(tracking))
     app.router.register_resource(_Unmatched(preflight=service.preflight, metrics=metrics))
     return app
 
 
-def _routes(
-    *, settings: CollectorSettings, tracking: TrackingHandlers, service: _ServiceHandlers
+def _service_routes(
+    *, settings: CollectorSettings, service: _ServiceHandlers
 ) -> list[web.RouteDef]:
     routes = [
         web.get("/health", service.health),
         web.get("/sink-health", service.sink_health),
         web.get("/robots.txt", service.robots_txt),
         web.get("/metrics", service.metrics),
+    ]
+    if settings.crossdomain.enabled:
+        routes.append(web.get("/crossdomain.xml", service.crossdomain_xml))
+    return routes
+
+
+def _tracking_routes(tracking: TrackingHandlers) -> list[web.RouteDef]:
+    return [
         web.get("/i", tracking.pixel),
         web.get("/ice.png", tracking.pixel),
         # tp2 is where nearly every tracker sends; a plain route is found by one dictionary
@@ -88,9 +98,6 @@ def _routes(
         web.get("/{vendor}/{version}", tracking.vendor),
         web.post("/{vendor}/{version}", tracking.vendor),
     ]
-    if settings.crossdomain.enabled:
-        routes.append(web.get("/crossdomain.xml", service.crossdomain_xml))
-    return routes
 
 
 class _ServiceHandlers:
