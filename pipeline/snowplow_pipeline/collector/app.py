@@ -12,10 +12,11 @@ preflight (``OPTIONS``) on any path, the Mini's routes included, so browsers can
 and answers anything else with the 404 or 405 aiohttp would have given. A sub-app answers for
 its own paths.
 
-Requests are counted (``collector_requests_total``) by a thin wrapper around each handler and by
-that last resource, not by a middleware or a response signal: on a pixel request, two
-middlewares cost about a quarter of the collector's time and the signal about a twentieth.
-Routes passed as ``extra_routes`` are counted too; routes added to the app later are not.
+Requests are counted (``collector_requests_total``) by the tracking handlers themselves, by a
+thin wrapper around every other handler and by that last resource; not by a middleware or a
+response signal, which on a pixel request cost about a quarter and a twentieth of the
+collector's time. Routes passed as ``extra_routes`` are counted too; routes added to the app
+later are not.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import quoteattr
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 NO_CACHE = "no-cache, no-store, must-revalidate"
@@ -29,8 +29,8 @@ ROBOTS_TXT = (
 def cors_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Allow the calling page (its Origin, or any) to read the answer with credentials."""
     return {
-        "Access-Control-Allow-Origin": allowed_origin(headers.get("Origin")),
-        "Access-Control-Allow-Credentials": "true",
+        hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: allowed_origin(headers.get("Origin")),
+        hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS: "true",
     }
 
 
@@ -45,6 +45,9 @@ def allowed_origin(origin: str | None) -> str:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Answer:
     """A tracking answer, chosen before the event is stored and sent once it is.
+
+    Header names are aiohttp's ``hdrs`` constants: already case-folded, they make building
+    the response's headers cheaper than plain strings would.
 
     The headers that depend on the request (CORS, the cookie) are added when it is sent, in
     one go: the answer is built once per request, not built and then amended.
@@ -62,16 +65,16 @@ class Answer:
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 
-PIXEL_ANSWER = Answer(200, {"Content-Type": "image/gif", "Cache-Control": NO_CACHE}, PIXEL)
+PIXEL_ANSWER = Answer(200, {hdrs.CONTENT_TYPE: "image/gif", hdrs.CACHE_CONTROL: NO_CACHE}, PIXEL)
 """The 1x1 transparent GIF answered to GET and HEAD tracking requests."""
 
-OK_ANSWER = Answer(200, {"Content-Type": TEXT_PLAIN}, b"ok")
+OK_ANSWER = Answer(200, {hdrs.CONTENT_TYPE: TEXT_PLAIN}, b"ok")
 """The answer to a POST that was stored."""
 
 
 def refusal(status: int, message: str) -> Answer:
     """A plain-text error answer; ``message`` names the problem and never the payload."""
-    return Answer(status, {"Content-Type": TEXT_PLAIN}, (message + "\n").encode())
+    return Answer(status, {hdrs.CONTENT_TYPE: TEXT_PLAIN}, (message + "\n").encode())
 
 
 def problem(status: int, message: str) -> web.Response:
@@ -91,7 +94,7 @@ def preflight(*, headers: Mapping[str, str], max_age_seconds: int) -> web.Respon
 
 
 def redirect(location: str) -> Answer:
-    return Answer(302, {"Location": location})
+    return Answer(302, {hdrs.LOCATION: location})
 
 
 def robots_txt() -> web.Response:

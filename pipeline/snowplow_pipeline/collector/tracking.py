@@ -17,7 +17,7 @@ import time
 from typing import TypeVar
 
 import yarl
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from snowplow_pipeline import topics
 from snowplow_pipeline.collector import capturing, cookies, responses, splitting
@@ -118,7 +118,7 @@ class TrackingHandlers:
             # Only a stored (or opted-out) request gets the tracking answer and the cookie.
             headers = responses.cors_headers(request.headers)
             if cookie := self._cookie(request=request, identity=identity):
-                headers["Set-Cookie"] = cookie
+                headers[hdrs.SET_COOKIE] = cookie
             status = answer.status
             return answer.response(headers)
         except web.HTTPException as error:
