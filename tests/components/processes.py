@@ -10,25 +10,64 @@ interrupted run leaves nothing behind. Only processes started here are ever sign
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import ctypes
 import logging
 import os
 import pathlib
+import queue
 import signal
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 # Insertion-ordered, so that stop_all() stops in reverse start order (etcd last).
 _live: dict[int, ManagedProcess] = {}
 _live_lock = threading.RLock()  # re-entered when a signal handler interrupts a holder
+
+
+_SpawnRequest = tuple[concurrent.futures.Future[Any], Callable[[], Any]]
+
+
+class _Spawner:
+    """The one thread every child is forked from.
+
+    The kernel sends a child its death signal when the *thread* that forked it ends, not the
+    process: a server started from a short-lived thread (``asyncio.to_thread``, whose workers
+    end with their event loop) would be killed in the middle of the run. This thread is a
+    daemon, so it ends with the process, after ``stop_all`` has stopped the children in order.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[_SpawnRequest] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="process-spawner", daemon=True).start()
+
+    def run(self, start: Callable[[], T]) -> T:
+        """``start()`` called on the spawner thread; its result or its exception."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._requests.put((future, start))
+        return future.result()
+
+    def _serve(self) -> None:
+        while True:
+            future, start = self._requests.get()
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # handed to the caller, who raises it
+                future.set_exception(exc)
+
+
+_spawner = _Spawner()
 
 
 class ComponentError(Exception):
@@ -123,18 +162,20 @@ class ManagedProcess:
             raise ComponentError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self.args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._env,
-                cwd=self._cwd,
-                user=self._user,
-                group=self._group,
-                extra_groups=[] if self._group is not None else None,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+            self._proc = _spawner.run(
+                lambda: subprocess.Popen(
+                    self.args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self._env,
+                    cwd=self._cwd,
+                    user=self._user,
+                    group=self._group,
+                    extra_groups=[] if self._group is not None else None,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
             )
         with _live_lock:
             _live[id(self)] = self
