@@ -119,8 +119,9 @@ class TrackingHandlers:
             headers = responses.cors_headers(request.headers)
             if cookie := self._cookie(request=request, identity=identity):
                 headers[hdrs.SET_COOKIE] = cookie
-            status = answer.status
-            return answer.response(headers)
+            response = answer.response(headers)
+            status = response.status
+            return response
         except web.HTTPException as error:
             status = error.status
             raise
