@@ -168,7 +168,12 @@ def loader_parsing_error(*, component: str, errors: list[str], payload: str) -> 
 
 
 def serialize(row: dict[str, Any]) -> bytes:
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode()
+    """The row as UTF-8 JSON; text that is not valid UTF-8 (lone surrogates) becomes U+FFFD."""
+    text = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").encode()
 
 
 def parse(data: bytes) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 from urllib.parse import unquote_plus
 
 import thriftpy2
@@ -103,26 +103,30 @@ def serialize(payload: CollectorPayload) -> bytes:
 
 
 def generated_struct(payload: CollectorPayload) -> Any:
-    """thriftpy2's generated struct for ``payload``, its text made valid UTF-8 (``_utf8``)."""
+    """thriftpy2's generated struct for ``payload``, its text made valid UTF-8 (``valid_utf8``)."""
     return _thrift.CollectorPayload(
         schema=payload.schema,
-        ipAddress=_utf8(payload.ip_address),
+        ipAddress=valid_utf8(payload.ip_address),
         timestamp=payload.timestamp_ms,
         encoding=payload.encoding,
         collector=payload.collector,
-        userAgent=_utf8(payload.user_agent),
-        refererUri=_utf8(payload.referer_uri),
-        path=_utf8(payload.path),
-        querystring=_utf8(payload.querystring),
-        body=_utf8(payload.body),
-        headers=[_utf8(header) for header in payload.headers] or None,
-        contentType=_utf8(payload.content_type),
-        hostname=_utf8(payload.hostname),
-        networkUserId=_utf8(payload.network_user_id),
+        userAgent=valid_utf8(payload.user_agent),
+        refererUri=valid_utf8(payload.referer_uri),
+        path=valid_utf8(payload.path),
+        querystring=valid_utf8(payload.querystring),
+        body=valid_utf8(payload.body),
+        headers=[valid_utf8(header) for header in payload.headers] or None,
+        contentType=valid_utf8(payload.content_type),
+        hostname=valid_utf8(payload.hostname),
+        networkUserId=valid_utf8(payload.network_user_id),
     )
 
 
-def _utf8(text: str | None) -> str | None:
+@overload
+def valid_utf8(text: str) -> str: ...
+@overload
+def valid_utf8(text: None) -> None: ...
+def valid_utf8(text: str | None) -> str | None:
     """Text Thrift can encode. HTTP servers hand over bytes that are not UTF-8 (in a header,
     say) as lone surrogates; those become U+FFFD here rather than failing the request."""
     if text is None or text.isascii():

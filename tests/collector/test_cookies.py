@@ -87,6 +87,39 @@ def test_cookie_is_used_without_nuid_parameter() -> None:
     assert identity.network_user_id == KNOWN_ID
 
 
+def test_cookie_id_longer_than_a_stored_id_may_be_is_replaced_by_a_new_one() -> None:
+    identity = cookies.identify(
+        headers={"Cookie": "sp=" + "a" * 129}, nuid=None, settings=CollectorSettings()
+    )
+
+    assert uuid.UUID(identity.network_user_id).version == 4
+
+
+def test_cookie_id_of_the_longest_stored_length_is_kept() -> None:
+    longest = "a" * cookies.MAX_NETWORK_USER_ID_CHARS
+
+    identity = cookies.identify(
+        headers={"Cookie": f"sp={longest}"}, nuid=None, settings=CollectorSettings()
+    )
+
+    assert identity.network_user_id == longest
+
+
+def test_no_cookie_is_set_for_an_id_too_long_to_be_stored() -> None:
+    too_long = "a" * (cookies.MAX_NETWORK_USER_ID_CHARS + 1)
+
+    assert (
+        cookies.set_cookie_header(
+            network_user_id=too_long, origin=None, settings=CookieSettings(), now=NOW
+        )
+        is None
+    )
+    assert (
+        cookies.SetCookieHeaders(CookieSettings()).header(network_user_id=too_long, origin=None)
+        is None
+    )
+
+
 def test_configured_cookie_name_is_read() -> None:
     settings = CollectorSettings(cookie=CookieSettings(name="mini_id"))
 

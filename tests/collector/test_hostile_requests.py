@@ -58,3 +58,35 @@ async def test_header_bytes_that_are_not_utf8_are_kept_replaced_not_a_500(runnin
     payload = payloads.deserialize(received[0])
     assert payload.user_agent == "Mo\ufffdzilla"
     assert "User-Agent: Mo\ufffdzilla" in payload.headers
+
+
+async def metrics_text(port: int) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        return await response.text()
+
+
+async def test_client_gone_before_its_content_length_is_a_400_not_a_500(running) -> None:
+    port, memory, received = running
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    writer.write(
+        b"POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{}"
+    )
+    await writer.drain()
+    writer.close()
+
+    counted = 'collector_requests_total{method="POST",route="/com.snowplowanalytics.snowplow/tp2"'
+    text = ""
+    for _ in range(50):  # the server learns of the closed connection a moment later
+        text = await metrics_text(port)
+        if counted in text:
+            break
+        await asyncio.sleep(0.05)
+    assert f'{counted},status="400"}} 1.0' in text
+    assert 'status="500"' not in text
+    await memory.wait_idle()
+    assert received == []

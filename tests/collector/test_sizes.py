@@ -3,8 +3,12 @@ size_violation bad rows for what cannot be split."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import threading
+import zlib
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -246,3 +250,113 @@ async def test_max_payload_bytes_below_the_message_limit_is_the_limit_applied(
     [row] = await sink.bad_rows()
     assert row["data"]["failure"]["maximumAllowedSizeBytes"] == 1_500
     assert await sink.payloads() == []
+
+
+# Compressed bodies: the limit is on what they decompress to.
+
+
+async def test_gzip_body_is_stored_decompressed(make_client: MakeClient, sink: Sink) -> None:
+    client = await make_client()
+    events = batch(3)
+
+    response = await client.post(
+        TP2,
+        data=gzip.compress(body_of(events)),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+    assert response.status == 200
+    [payload] = await sink.payloads()
+    assert json.loads(payload.body or "")["data"] == events
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_compressed_body_over_the_drop_limit_once_decompressed_is_refused_with_413(
+    make_client: MakeClient, sink: Sink, encoding: str
+) -> None:
+    client = await make_client(drop_payload_bytes=100_000)
+    bomb = b"A" * 3_000_000
+    data = gzip.compress(bomb) if encoding == "gzip" else zlib.compress(bomb)
+    assert len(data) < 100_000
+
+    response = await client.post(TP2, data=data, headers={"Content-Encoding": encoding})
+
+    assert response.status == 413
+    assert await response.text() == (
+        "request body is over the limit of 100000 bytes (decompressed)\n"
+    )
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert await sink.payloads() == []
+    assert await sink.bad_rows() == []
+
+
+async def test_body_that_does_not_decompress_is_refused_with_400_naming_why(
+    make_client: MakeClient, sink: Sink
+) -> None:
+    client = await make_client()
+
+    response = await client.post(TP2, data=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+
+    assert response.status == 400
+    assert (await response.text()).startswith("request body could not be read: ")
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert await sink.payloads() == []
+    text = await (await client.get("/metrics")).text()
+    assert f'collector_requests_total{{method="POST",route="{TP2}",status="400"}} 1.0' in text
+
+
+# Text that is not valid UTF-8 inside a batch that must be split.
+
+
+async def test_split_batch_with_a_lone_surrogate_keeps_every_event_replaced_not_a_500(
+    make_client: MakeClient, sink: Sink
+) -> None:
+    client = await make_client(max_message_bytes=3_000)
+    events = batch(30)
+    body = body_of([*events, {"e": "pv", "page": "SURROGATE"}]).replace(
+        b'"SURROGATE"', b'"\\ud800 half"'
+    )
+
+    response = await client.post(TP2, data=body, headers={"Content-Type": "application/json"})
+
+    assert (response.status, await response.text()) == (200, "ok")
+    stored = [e for part in await sink.payloads() for e in json.loads(part.body or "")["data"]]
+    assert stored == [*events, {"e": "pv", "page": "\ufffd\ufffd\ufffd half"}]
+    assert all(len(message) <= 3_000 for message in sink.raw)
+
+
+async def test_oversized_event_with_a_lone_surrogate_is_a_readable_bad_row(
+    make_client: MakeClient, sink: Sink
+) -> None:
+    client = await make_client(max_message_bytes=3_000)
+    big = {"e": "pv", "page": "SURROGATE", "pad": "x" * 4_000}
+    body = body_of([big, *batch(2)]).replace(b'"SURROGATE"', b'"\\udfff"')
+
+    response = await client.post(TP2, data=body, headers={"Content-Type": "application/json"})
+
+    assert response.status == 200
+    [row] = await sink.bad_rows()
+    assert '"page":"\ufffd\ufffd\ufffd"' in row["data"]["payload"]
+    assert len(await sink.payloads()) == 1
+
+
+async def test_large_batch_is_split_off_the_event_loop(
+    make_client: MakeClient, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client(max_message_bytes=3_000)
+    threads: list[str] = []
+    to_messages = splitting.to_messages
+
+    def recording(*args: Any, **kwargs: Any) -> splitting.Messages:
+        threads.append(threading.current_thread().name)
+        return to_messages(*args, **kwargs)
+
+    monkeypatch.setattr(splitting, "to_messages", recording)
+
+    await client.post(TP2, data=body_of(batch(1)), headers={"Content-Type": "application/json"})
+    await client.post(TP2, data=body_of(batch(40)), headers={"Content-Type": "application/json"})
+
+    main = threading.main_thread().name
+    assert threads[0] == main  # a small body is handled on the loop, as it is cheap
+    assert threads[1] != main
+    assert len(await sink.payloads()) > 2

@@ -25,6 +25,8 @@ from snowplow_pipeline.collector.settings import CollectorSettings, CookieSettin
 
 ANONYMOUS_NETWORK_USER_ID = "00000000-0000-0000-0000-000000000000"
 ANONYMOUS_HEADER = "SP-Anonymous"
+MAX_NETWORK_USER_ID_CHARS = 128
+"""The longest ``network_userid`` the enriched event's schema takes."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
@@ -56,7 +58,10 @@ def identify(
     if is_anonymous:
         network_user_id = ANONYMOUS_NETWORK_USER_ID
     else:
-        network_user_id = nuid or cookies.get(settings.cookie.name) or new_network_user_id()
+        from_cookie = cookies.get(settings.cookie.name)
+        if from_cookie and len(from_cookie) > MAX_NETWORK_USER_ID_CHARS:
+            from_cookie = None  # set by someone else on the parent domain: a new id, not a bad row
+        network_user_id = nuid or from_cookie or new_network_user_id()
     return Identity(
         network_user_id=network_user_id,
         is_anonymous=is_anonymous,
@@ -119,10 +124,10 @@ def set_cookie_header(
 ) -> str | None:
     """The ``Set-Cookie`` value carrying the network user id, or None if it cannot be a cookie.
 
-    A ``nuid`` parameter can hold characters a cookie value may not; such an id is still
-    stored with the event, but no cookie is set for it.
+    A ``nuid`` parameter can hold characters a cookie value may not, or be longer than a stored
+    id may be; such an id is still stored with the event, but no cookie is set for it.
     """
-    if not _COOKIE_VALUE.fullmatch(network_user_id):
+    if not _is_cookie_worthy(network_user_id):
         return None
     return f"{settings.name}={network_user_id}; {cookie_attributes(origin, settings, now)}"
 
@@ -160,7 +165,7 @@ class SetCookieHeaders:
         self._attributes: dict[str | None, str] = {}
 
     def header(self, *, network_user_id: str, origin: str | None) -> str | None:
-        if not _COOKIE_VALUE.fullmatch(network_user_id):
+        if not _is_cookie_worthy(network_user_id):
             return None
         second = int(time.time())
         if second != self._second or len(self._attributes) >= self._max_origins:
@@ -171,6 +176,14 @@ class SetCookieHeaders:
             now = datetime.datetime.fromtimestamp(second, datetime.UTC)
             attributes = self._attributes[origin] = cookie_attributes(origin, self._settings, now)
         return f"{self._settings.name}={network_user_id}; {attributes}"
+
+
+def _is_cookie_worthy(network_user_id: str) -> bool:
+    # A cookie value, and short enough to be stored: enrich refuses a longer network_userid.
+    return (
+        len(network_user_id) <= MAX_NETWORK_USER_ID_CHARS
+        and _COOKIE_VALUE.fullmatch(network_user_id) is not None
+    )
 
 
 def _valid_pairs(header: str) -> list[tuple[str, str]]:

@@ -75,7 +75,8 @@ def _split_batch(
     runs: list[list[str]] = []
     bad: list[bytes] = []
     run_bytes = empty_bytes
-    for event in map(_dump, events):
+    # Events as valid UTF-8 (JSON may carry lone surrogates), so sizes are the sizes written.
+    for event in (payloads.valid_utf8(_dump(event)) for event in events):
         event_bytes = len(event.encode())
         if empty_bytes + event_bytes > max_bytes:
             bad.append(

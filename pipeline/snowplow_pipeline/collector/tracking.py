@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import yarl
 from aiohttp import hdrs, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from snowplow_pipeline import topics
 from snowplow_pipeline.collector import capturing, cookies, responses, splitting
@@ -92,7 +93,7 @@ class TrackingHandlers:
             if request.method == "POST":
                 try:
                     body = await read_body(request, limit_bytes=self._settings.drop_payload_bytes)
-                except web.HTTPRequestEntityTooLarge as error:
+                except (web.HTTPRequestEntityTooLarge, web.HTTPBadRequest) as error:
                     raise _with_cors(error, request) from None
 
             identity = cookies.identify(
@@ -103,7 +104,14 @@ class TrackingHandlers:
             if identity.is_opted_out:
                 logger.debug("Request to %s carries the do-not-track cookie; not stored.", path)
             else:
-                messages = self._messages(request, path=path, body=body, identity=identity)
+                if body is not None and len(body) > self._max_message_bytes:
+                    # Splitting a large batch is seconds of work for a body of many tiny events:
+                    # done on a thread, it does not hold up every other request meanwhile.
+                    messages = await asyncio.to_thread(
+                        self._messages, request, path=path, body=body, identity=identity
+                    )
+                else:
+                    messages = self._messages(request, path=path, body=body, identity=identity)
                 try:
                     if messages.raw:
                         await self._publish(topics.RAW_EVENTS, messages.raw)
@@ -175,29 +183,45 @@ class TrackingHandlers:
 
 
 async def read_body(request: web.BaseRequest, *, limit_bytes: int) -> bytes:
-    """The request body, read in chunks and never more than ``limit_bytes`` of it.
+    """The request body, decompressed, and never more than ``limit_bytes`` of it.
 
     Raises ``HTTPRequestEntityTooLarge`` (413) naming the limit, and closes the connection
-    rather than reading the rest of a body nobody will store.
+    rather than reading the rest of a body nobody will store. A body that cannot be read to its
+    end (compressed data that does not decompress, a client gone before its Content-Length)
+    gets ``HTTPBadRequest`` (400) saying so.
     """
-    if request.content_length is not None:
-        if request.content_length > limit_bytes:
-            raise _too_large(
-                f"request body is {request.content_length} bytes, limit is {limit_bytes} bytes",
-                limit_bytes=limit_bytes,
-            )
-        # The parser stops at Content-Length, so this reads no more than the limit.
-        return await request.content.read()
-    chunks = []
-    size_bytes = 0
-    async for chunk in request.content.iter_chunked(_READ_CHUNK_BYTES):
-        size_bytes += len(chunk)
-        if size_bytes > limit_bytes:
-            raise _too_large(
-                f"request body is over the limit of {limit_bytes} bytes", limit_bytes=limit_bytes
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if request.content_length is not None and request.content_length > limit_bytes:
+        raise _too_large(
+            f"request body is {request.content_length} bytes, limit is {limit_bytes} bytes",
+            limit_bytes=limit_bytes,
+        )
+    try:
+        if request.content_length is not None and hdrs.CONTENT_ENCODING not in request.headers:
+            # The parser stops at Content-Length, so this reads no more than the limit.
+            return await request.content.read()
+        # Chunked or compressed: aiohttp hands over the decompressed bytes, which only their
+        # count can bound.
+        chunks = []
+        size_bytes = 0
+        async for chunk in request.content.iter_chunked(_READ_CHUNK_BYTES):
+            size_bytes += len(chunk)
+            if size_bytes > limit_bytes:
+                raise _too_large(
+                    f"request body is over the limit of {limit_bytes} bytes (decompressed)"
+                    if hdrs.CONTENT_ENCODING in request.headers
+                    else f"request body is over the limit of {limit_bytes} bytes",
+                    limit_bytes=limit_bytes,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except RequestPayloadError as error:
+        raise web.HTTPBadRequest(
+            text=f"request body could not be read: {error}\n", content_type="text/plain"
+        ) from None
+    except ConnectionResetError:
+        raise web.HTTPBadRequest(
+            text="request body ended before its Content-Length\n", content_type="text/plain"
+        ) from None
 
 
 def redirect_location(target: str | None, *, settings: RedirectSettings) -> str:
