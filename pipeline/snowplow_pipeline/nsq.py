@@ -41,6 +41,7 @@ from typing import Any
 
 import aiohttp
 import pydantic
+import yarl
 
 from snowplow_pipeline import topics
 
@@ -170,6 +171,7 @@ class NsqPublisher:
         self._session: aiohttp.ClientSession | None = None
         self._waiting: dict[str, list[_Waiting]] = {}
         self._flushing: dict[str, asyncio.Task[None]] = {}
+        self._mpub_urls: dict[str, yarl.URL] = {}
 
     async def publish(self, topic: str, messages: Sequence[bytes]) -> None:
         """Publish all ``messages`` to ``topic``; return only once nsqd accepted every one.
@@ -186,7 +188,8 @@ class NsqPublisher:
         check_messages(messages, max_message_bytes=self.max_message_bytes)
         if not messages:
             return
-        if encoded_size(messages) > self.max_body_bytes:
+        # One message always fits in one request (the constructor holds the limits so).
+        if len(messages) > 1 and encoded_size(messages) > self.max_body_bytes:
             for batch in split_batches(messages, max_body_bytes=self.max_body_bytes):
                 await self._post_mpub(topic, encode_mpub(batch), count=len(batch))
             return
@@ -251,11 +254,12 @@ class NsqPublisher:
         await self.close()
 
     async def _post_mpub(self, topic: str, body: bytes, *, count: int) -> None:
-        url = f"{self.base_url}/mpub"
+        url = self._mpub_urls.get(topic)
+        if url is None:  # built once per topic: yarl's query building is not free
+            mpub = yarl.URL(f"{self.base_url}/mpub")
+            url = self._mpub_urls[topic] = mpub.with_query(topic=topic, binary="true")
         try:
-            async with self._get_session().post(
-                url, params={"topic": topic, "binary": "true"}, data=body, timeout=self._timeout
-            ) as response:
+            async with self._get_session().post(url, data=body, timeout=self._timeout) as response:
                 status = response.status
                 if status == 200:
                     return
@@ -264,7 +268,7 @@ class NsqPublisher:
             raise topics.PublishError(
                 f"nsqd {url} did not accept {count} messages for {topic}: {_describe(exc)}"
             ) from exc
-        raise _refusal(status=status, answer=f"{url}?topic={topic} answered {status} {answer}")
+        raise _refusal(status=status, answer=f"{url} answered {status} {answer}")
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop, as aiohttp requires.
