@@ -645,6 +645,19 @@ async def test_tab_in_forwarded_for_does_not_break_the_line(
     assert event["user_ipaddress"] == "1.2.3.4    evil"
 
 
+@pytest.mark.parametrize("name", ["nuid", "tnuid"])
+async def test_empty_nuid_parameter_leaves_the_collectors_id(
+    enricher: processing.Enricher, name: str
+) -> None:
+    payload = get_payload(
+        {"e": "pv", "tv": "t", name: ""}, nuid="c0ffee00-0000-4000-8000-000000000001"
+    )
+
+    event = await good_event(enricher, payload)
+
+    assert event["network_userid"] == "c0ffee00-0000-4000-8000-000000000001"
+
+
 async def test_nuid_parameter_wins_over_the_collectors_cookie(
     enricher: processing.Enricher,
 ) -> None:

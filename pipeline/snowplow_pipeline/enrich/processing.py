@@ -163,8 +163,9 @@ class Enricher:
             fields["user_ipaddress"] = transform.clean(client_ip(payload))
         if "useragent" not in fields and payload.user_agent:
             fields["useragent"] = transform.clean(payload.user_agent)
-        # The nuid and tnuid parameters (a server-side tracker's choice) win over the cookie.
-        is_set_by_tracker = "tnuid" in event.parameters or "nuid" in event.parameters
+        # The nuid and tnuid parameters (a server-side tracker's choice) win over the cookie;
+        # an empty one sets nothing, as the collector, which then sets a new id, reads it.
+        is_set_by_tracker = bool(event.parameters.get("tnuid") or event.parameters.get("nuid"))
         if payload.network_user_id and not is_set_by_tracker:
             fields["network_userid"] = transform.clean(payload.network_user_id)
         if "page_url" not in fields and payload.referer_uri and payload.path != "/r/tp2":
