@@ -46,11 +46,10 @@ def allowed_origin(origin: str | None) -> str:
 class Answer:
     """A tracking answer, chosen before the event is stored and sent once it is.
 
-    Header names are aiohttp's ``hdrs`` constants: already case-folded, they make building
-    the response's headers cheaper than plain strings would.
-
     The headers that depend on the request (CORS, the cookie) are added when it is sent, in
-    one go: the answer is built once per request, not built and then amended.
+    one go: the answer is built once per request, not built and then amended. Header names are
+    aiohttp's ``hdrs`` constants: already case-folded, they make the response's headers cheaper
+    to build than plain strings would.
     """
 
     status: int
@@ -78,7 +77,7 @@ def refusal(status: int, message: str) -> Answer:
 
 
 def problem(status: int, message: str) -> web.Response:
-    """``refusal`` as a response of its own, for answers that carry no CORS headers."""
+    """``refusal`` as a response, built at once (headers can still be added to it)."""
     return refusal(status, message).response({})
 
 
