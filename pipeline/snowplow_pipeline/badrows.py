@@ -14,6 +14,8 @@ import json
 from importlib import metadata
 from typing import Any
 
+from snowplow_pipeline import payloads
+
 VENDOR = "com.snowplowanalytics.snowplow.badrows"
 
 SIZE_VIOLATION = f"iglu:{VENDOR}/size_violation/jsonschema/1-0-0"
@@ -173,7 +175,7 @@ def serialize(row: dict[str, Any]) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").encode()
+        return payloads.valid_utf8(text).encode()
 
 
 def parse(data: bytes) -> dict[str, Any]:
